@@ -1,0 +1,146 @@
+package caddymodule
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the process-wide Sonyflake generator that the ID endpoint and
+// request stamping mint from. Configure it with the global option
+// `sonyflake`; without it, every setting takes its default.
+//
+// The generator is kept per machine ID for the life of the process, so a
+// config reload never runs two generators with one machine ID. Exactly one
+// machine ID source may be set; with none, the library's rule applies (the
+// low machine_id_bits bits of the first private IPv4 address).
+type App struct {
+	// An explicit machine ID, 0 to 2^machine_id_bits-1.
+	MachineID *int `json:"machine_id,omitempty"`
+
+	// The name of an environment variable that holds the machine ID, e.g.
+	// one set to {{.Task.Slot}} in a Swarm service.
+	MachineIDEnv string `json:"machine_id_env,omitempty"`
+
+	// A network prefix, e.g. the overlay's 10.0.0.0/20: the machine ID is
+	// the low bits of this host's address inside it.
+	MachineIDCIDR string `json:"machine_id_cidr,omitempty"`
+
+	// A network interface name: the machine ID is the low bits of its first
+	// IPv4 address.
+	MachineIDInterface string `json:"machine_id_interface,omitempty"`
+
+	// The instant the time field counts from, RFC 3339. Default:
+	// 2014-09-01T00:00:00Z, the epoch of titpetric/sonyflake's IDs, so that
+	// new IDs sort after ones it issued.
+	StartTime string `json:"start_time,omitempty"`
+
+	// The length of one tick of the time field. At least 1ms. Default: 10ms.
+	TimeUnit caddy.Duration `json:"time_unit,omitempty"`
+
+	// Bits of the sequence number: 2^sequence_bits IDs per time unit.
+	// 1 to 30. Default: 8.
+	SequenceBits int `json:"sequence_bits,omitempty"`
+
+	// Bits of the machine ID. 1 to 30, and with sequence_bits at most 31.
+	// Default: 16.
+	MachineIDBits int `json:"machine_id_bits,omitempty"`
+
+	layout    layout
+	machineID int64
+	slot      *slot
+	logger    *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "sonyflake",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision resolves the layout and the machine ID and attaches the app to
+// that machine ID's process-wide generator.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.layout = layout{
+		start:         defaultStartTime,
+		unit:          time.Duration(a.TimeUnit),
+		sequenceBits:  a.SequenceBits,
+		machineIDBits: a.MachineIDBits,
+	}
+	if a.StartTime != "" {
+		start, err := time.Parse(time.RFC3339, a.StartTime)
+		if err != nil {
+			return fmt.Errorf("sonyflake: start_time %q: want RFC 3339, e.g. 2014-09-01T00:00:00Z", a.StartTime)
+		}
+		a.layout.start = start.UTC()
+	}
+	if a.layout.unit == 0 {
+		a.layout.unit = defaultTimeUnit
+	}
+	if a.layout.sequenceBits == 0 {
+		a.layout.sequenceBits = defaultSequenceBits
+	}
+	if a.layout.machineIDBits == 0 {
+		a.layout.machineIDBits = defaultMachineIDBits
+	}
+	machineID, err := a.resolveMachineID()
+	if err != nil {
+		return fmt.Errorf("sonyflake: %w", err)
+	}
+	if err := a.layout.validate(machineID, time.Now()); err != nil {
+		return fmt.Errorf("sonyflake: %w", err)
+	}
+	a.machineID = int64(machineID)
+	a.slot = slotFor(a.machineID, a.layout, monotonicNow, time.Sleep)
+	return registerCollectors(ctx.GetMetricsRegistry(), mintMetrics.collectors()...)
+}
+
+// resolveMachineID picks the machine ID from the configured source.
+func (a *App) resolveMachineID() (int, error) {
+	if a.MachineID != nil {
+		return *a.MachineID, nil
+	}
+	return 0, fmt.Errorf("no machine ID: set machine_id")
+}
+
+// Start does nothing: minting needs no background work.
+func (a *App) Start() error { return nil }
+
+// Stop does nothing: the generator outlives the config (see slot).
+func (a *App) Stop() error { return nil }
+
+// mint returns one ID and the layout it was minted in, waiting at most
+// maxWait for a time unit with sequence numbers left.
+func (a *App) mint(maxWait time.Duration) (int64, layout, error) {
+	return a.slot.next(maxWait)
+}
+
+// mintN appends n consecutive IDs to dst; see mint.
+func (a *App) mintN(dst []int64, n int, maxWait time.Duration) ([]int64, layout, error) {
+	return a.slot.nextN(dst, n, maxWait)
+}
+
+// sonyflakeApp returns the config's sonyflake app, loading it with defaults
+// when the config has none.
+func sonyflakeApp(ctx caddy.Context) (*App, error) {
+	app, err := ctx.App("sonyflake")
+	if err != nil {
+		return nil, err
+	}
+	return app.(*App), nil
+}
+
+// Interface guards
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+)
