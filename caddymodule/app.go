@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -70,46 +71,33 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // that machine ID's process-wide generator.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	a.layout = layout{
-		start:         defaultStartTime,
-		unit:          time.Duration(a.TimeUnit),
-		sequenceBits:  a.SequenceBits,
-		machineIDBits: a.MachineIDBits,
-	}
+	var start time.Time
 	if a.StartTime != "" {
-		start, err := time.Parse(time.RFC3339, a.StartTime)
-		if err != nil {
+		var err error
+		if start, err = time.Parse(time.RFC3339, a.StartTime); err != nil {
 			return fmt.Errorf("sonyflake: start_time %q: want RFC 3339, e.g. 2014-09-01T00:00:00Z", a.StartTime)
 		}
-		a.layout.start = start.UTC()
 	}
-	if a.layout.unit == 0 {
-		a.layout.unit = defaultTimeUnit
+	a.layout = newLayout(start, time.Duration(a.TimeUnit), a.SequenceBits, a.MachineIDBits)
+	// The bits must be sound before a machine ID is derived from them.
+	if err := a.layout.check(0); err != nil {
+		return fmt.Errorf("sonyflake: %w", err)
 	}
-	if a.layout.sequenceBits == 0 {
-		a.layout.sequenceBits = defaultSequenceBits
-	}
-	if a.layout.machineIDBits == 0 {
-		a.layout.machineIDBits = defaultMachineIDBits
-	}
-	machineID, err := a.resolveMachineID()
+	src := machineIDSource{explicit: a.MachineID, env: a.MachineIDEnv, cidr: a.MachineIDCIDR, iface: a.MachineIDInterface}
+	res, err := resolveMachineID(src, a.layout.machineIDBits, os.LookupEnv, listInterfaces)
 	if err != nil {
 		return fmt.Errorf("sonyflake: %w", err)
 	}
-	if err := a.layout.validate(machineID, time.Now()); err != nil {
+	if err := a.layout.validate(res.id, time.Now()); err != nil {
 		return fmt.Errorf("sonyflake: %w", err)
 	}
-	a.machineID = int64(machineID)
+	if res.warning != "" {
+		a.logger.Warn(res.warning, zap.Int("machine_id", res.id))
+	}
+	a.logger.Info("sonyflake machine ID", zap.Int("machine_id", res.id), zap.String("source", res.source))
+	a.machineID = int64(res.id)
 	a.slot = slotFor(a.machineID, a.layout, monotonicNow, time.Sleep)
 	return registerCollectors(ctx.GetMetricsRegistry(), mintMetrics.collectors()...)
-}
-
-// resolveMachineID picks the machine ID from the configured source.
-func (a *App) resolveMachineID() (int, error) {
-	if a.MachineID != nil {
-		return *a.MachineID, nil
-	}
-	return 0, fmt.Errorf("no machine ID: set machine_id")
 }
 
 // Start does nothing: minting needs no background work.

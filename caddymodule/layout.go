@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/sony/sonyflake/v2"
@@ -28,6 +29,33 @@ type layout struct {
 	unit          time.Duration
 	sequenceBits  int
 	machineIDBits int
+}
+
+// newLayout returns the layout for these settings, zero values taking the
+// defaults. Like the library, it counts whole units since the Unix epoch
+// minus start's: start is rounded down to a multiple of unit, so IDs and
+// their times agree with the library's Compose and ToTime for any start.
+func newLayout(start time.Time, unit time.Duration, sequenceBits, machineIDBits int) layout {
+	if start.IsZero() {
+		start = defaultStartTime
+	}
+	if unit == 0 {
+		unit = defaultTimeUnit
+	}
+	if sequenceBits == 0 {
+		sequenceBits = defaultSequenceBits
+	}
+	if machineIDBits == 0 {
+		machineIDBits = defaultMachineIDBits
+	}
+	if unit > 0 { // a negative unit is refused by check
+		rem := time.Duration(start.UnixNano() % int64(unit))
+		if rem < 0 {
+			rem += unit
+		}
+		start = start.Add(-rem)
+	}
+	return layout{start: start.UTC(), unit: unit, sequenceBits: sequenceBits, machineIDBits: machineIDBits}
 }
 
 // idParts is an ID taken apart, in the fields of titpetric/sonyflake's JSON.
@@ -63,18 +91,36 @@ func (l layout) decompose(id int64) idParts {
 // unitsAt is the time field for instant t: whole units since start.
 func (l layout) unitsAt(t time.Time) int64 { return int64(t.Sub(l.start) / l.unit) }
 
-// timeOf is the instant at which time field units begins.
+// timeOf is the instant at which time field units begins; units must be at
+// most maxUnits.
 func (l layout) timeOf(units int64) time.Time { return l.start.Add(time.Duration(units) * l.unit) }
 
-// end is the first instant the time field cannot hold.
+// maxUnits is the largest time field whose instant timeOf can compute: a
+// time.Duration reaches about 292 years past start.
+func (l layout) maxUnits() int64 { return math.MaxInt64 / int64(l.unit) }
+
+// end is the first instant the time field cannot hold, or for a field that
+// lasts longer than maxUnits, the instant of maxUnits (centuries away).
 func (l layout) end() time.Time {
-	return l.start.Add(time.Duration(1<<l.timeBits()) * l.unit)
+	return l.timeOf(min(1<<l.timeBits(), l.maxUnits()))
 }
 
-// validate checks the layout with the library's own rules (so the plugin
-// accepts exactly what Sonyflake accepts) and refuses a layout whose time
-// field runs out within minLifetime of now. Errors name the option.
+// validate checks the layout and the machine ID with check and refuses a
+// layout whose time field runs out within minLifetime of now.
 func (l layout) validate(machineID int, now time.Time) error {
+	if err := l.check(machineID); err != nil {
+		return err
+	}
+	if end := l.end(); end.Before(now.Add(minLifetime)) {
+		return fmt.Errorf("time field of %d bits at time_unit %s from start_time %s ends on %s, less than 10 years from now: use fewer sequence_bits/machine_id_bits, a longer time_unit or a later start_time",
+			l.timeBits(), l.unit, l.start.Format(time.RFC3339), end.UTC().Format("2006-01-02"))
+	}
+	return nil
+}
+
+// check applies the library's own rules (so the plugin accepts exactly what
+// Sonyflake accepts), with errors that name the option.
+func (l layout) check(machineID int) error {
 	_, err := sonyflake.New(sonyflake.Settings{
 		BitsSequence:  l.sequenceBits,
 		BitsMachineID: l.machineIDBits,
@@ -96,12 +142,6 @@ func (l layout) validate(machineID int, now time.Time) error {
 		return fmt.Errorf("start_time %s: is in the future", l.start.Format(time.RFC3339))
 	case errors.Is(err, sonyflake.ErrInvalidMachineID):
 		return fmt.Errorf("machine_id %d: must be 0 to %d for machine_id_bits %d", machineID, 1<<l.machineIDBits-1, l.machineIDBits)
-	case err != nil:
-		return err
 	}
-	if end := l.end(); end.Before(now.Add(minLifetime)) {
-		return fmt.Errorf("time field of %d bits at time_unit %s from start_time %s ends on %s, less than 10 years from now: use fewer sequence_bits/machine_id_bits, a longer time_unit or a later start_time",
-			l.timeBits(), l.unit, l.start.Format(time.RFC3339), end.UTC().Format("2006-01-02"))
-	}
-	return nil
+	return err
 }
