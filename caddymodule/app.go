@@ -117,6 +117,10 @@ func (a *App) mintN(dst []int64, n int, maxWait time.Duration) ([]int64, layout,
 	return a.slot.nextN(dst, n, maxWait)
 }
 
+// currentLayout is the layout the app's IDs are minted in now: after a
+// reload that changed the settings, the newest config's.
+func (a *App) currentLayout() layout { return a.slot.current.Load().layout }
+
 // sonyflakeApp returns the config's sonyflake app, loading it with defaults
 // when the config has none.
 func sonyflakeApp(ctx caddy.Context) (*App, error) {
