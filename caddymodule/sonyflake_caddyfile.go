@@ -48,14 +48,13 @@ func parseSonyflakeOption(d *caddyfile.Dispenser, _ any) (any, error) {
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	if d.NextArg() {
-		return d.ArgErr()
+		return d.Errf("sonyflake: the global option takes a block, not arguments (got %q)", d.Val())
 	}
 	machineIDSet := false
 	for d.NextBlock(0) {
 		option := d.Val()
 		args := d.RemainingArgs()
-		switch option {
-		case "machine_id":
+		if option == "machine_id" {
 			if machineIDSet {
 				return d.Errf("machine_id: set only once (one source)")
 			}
@@ -63,38 +62,39 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := a.unmarshalMachineID(d, args); err != nil {
 				return err
 			}
+			continue
+		}
+		switch option {
+		case "start_time", "time_unit", "sequence_bits", "machine_id_bits":
+			if len(args) != 1 {
+				return d.Errf("%s: want one value, got %d", option, len(args))
+			}
+		default:
+			return d.Errf("sonyflake: unknown option %q", option)
+		}
+		arg := args[0]
+		switch option {
 		case "start_time":
-			if len(args) != 1 {
-				return d.ArgErr()
+			if _, err := time.Parse(time.RFC3339, arg); err != nil {
+				return d.Errf("start_time %q: want RFC 3339, e.g. 2014-09-01T00:00:00Z", arg)
 			}
-			if _, err := time.Parse(time.RFC3339, args[0]); err != nil {
-				return d.Errf("start_time %q: want RFC 3339, e.g. 2014-09-01T00:00:00Z", args[0])
-			}
-			a.StartTime = args[0]
+			a.StartTime = arg
 		case "time_unit":
-			if len(args) != 1 {
-				return d.ArgErr()
-			}
-			unit, err := caddy.ParseDuration(args[0])
+			unit, err := caddy.ParseDuration(arg)
 			if err != nil {
-				return d.Errf("time_unit %q: want a duration such as 10ms: %v", args[0], err)
+				return d.Errf("time_unit %q: want a duration such as 10ms", arg)
 			}
 			a.TimeUnit = caddy.Duration(unit)
 		case "sequence_bits", "machine_id_bits":
-			if len(args) != 1 {
-				return d.ArgErr()
-			}
-			bits, err := strconv.Atoi(args[0])
+			bits, err := strconv.Atoi(arg)
 			if err != nil {
-				return d.Errf("%s %q: want a whole number of bits", option, args[0])
+				return d.Errf("%s %q: want a whole number of bits", option, arg)
 			}
 			if option == "sequence_bits" {
 				a.SequenceBits = bits
 			} else {
 				a.MachineIDBits = bits
 			}
-		default:
-			return d.Errf("unknown sonyflake option %q", option)
 		}
 	}
 	return nil
@@ -121,7 +121,7 @@ func (a *App) unmarshalMachineID(d *caddyfile.Dispenser, args []string) error {
 			return d.Errf("machine_id %s: unknown source, want env, cidr or interface", args[0])
 		}
 	default:
-		return d.ArgErr()
+		return d.Errf("machine_id: want <n>, env <VAR>, cidr <prefix> or interface <name>, got %d values", len(args))
 	}
 	return nil
 }
