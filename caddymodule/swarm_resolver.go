@@ -258,10 +258,8 @@ func (l *dnsLoop) apply(now time.Time, addrs []netip.Addr, result refreshResult,
 	switch result {
 	case resultOK:
 		slices.SortFunc(addrs, netip.Addr.Compare)
+		// sorted and unique, so the pools recognise an unchanged set
 		next.addrs = slices.Compact(addrs)
-		if slices.Equal(next.addrs, prev.addrs) {
-			next.addrs = prev.addrs // keep sharing the unchanged set
-		}
 		next.lastGood = now
 		next.emptyStreak = 0
 	case resultEmpty, resultNXDomain:
