@@ -25,19 +25,32 @@ type adminSwarm struct{}
 
 // swarmServiceStatus is one task pool as GET /swarm/upstreams shows it.
 type swarmServiceStatus struct {
-	Name        string       `json:"name"`
-	Port        uint16       `json:"port"`
-	Resolvers   []string     `json:"resolvers"`
-	Versions    string       `json:"versions"`
-	HealthURI   string       `json:"health_uri,omitempty"`
-	MaxStale    string       `json:"max_stale"`
-	Tasks       []taskStatus `json:"tasks"`
-	Stale       bool         `json:"stale"`
-	FailOpen    bool         `json:"fail_open"`
-	LastRefresh *time.Time   `json:"last_refresh"`
-	LastGood    *time.Time   `json:"last_good"`
-	LastResult  string       `json:"last_result"`
-	LastError   string       `json:"last_error,omitempty"`
+	// The name looked up, e.g. "tasks.app".
+	Name string `json:"name"`
+	// The tasks' port.
+	Port uint16 `json:"port"`
+	// The DNS servers asked, in order.
+	Resolvers []string `json:"resolvers"`
+	// "ipv4", "ipv6" or "ipv4 ipv6".
+	Versions string `json:"versions"`
+	// The probe's URI; empty without probes.
+	HealthURI string `json:"health_uri,omitempty"`
+	// How long a set is served while DNS fails.
+	MaxStale string `json:"max_stale"`
+	// Every task of the current set, served or not.
+	Tasks []taskStatus `json:"tasks"`
+	// DNS failed for longer than max_stale: no task is served.
+	Stale bool `json:"stale"`
+	// Every task fails its probe: all are served.
+	FailOpen bool `json:"fail_open"`
+	// When the last lookup ended; null before the first.
+	LastRefresh *time.Time `json:"last_refresh"`
+	// When DNS last confirmed the set; null if never.
+	LastGood *time.Time `json:"last_good"`
+	// The last lookup's result: ok, empty, nxdomain, servfail, timeout, error.
+	LastResult string `json:"last_result"`
+	// Why the last lookup was not ok.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -98,13 +99,9 @@ func (s *scriptedLookup) set(result refreshResult, addrs ...string) {
 	defer s.mu.Unlock()
 	s.result, s.addrs, s.err = result, addrs, nil
 	if result != resultOK {
-		s.err = fmtError(string(result))
+		s.err = errors.New(string(result))
 	}
 }
-
-type fmtError string
-
-func (e fmtError) Error() string { return string(e) }
 
 func (s *scriptedLookup) lookup(context.Context) ([]netip.Addr, refreshResult, error) {
 	s.mu.Lock()

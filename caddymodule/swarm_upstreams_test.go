@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -103,7 +104,7 @@ func benchmarkPool(n int) *SwarmUpstreams {
 	pool := newTaskPool(poolKey{port: 8080}, nil, realClock{})
 	snap := &poolSnapshot{}
 	for i := range n {
-		snap.dials = append(snap.dials, "10.0.0."+string(rune('1'+i))+":8080")
+		snap.dials = append(snap.dials, fmt.Sprintf("10.0.0.%d:8080", i+1))
 	}
 	pool.snapshot.Store(snap)
 	return &SwarmUpstreams{pool: pool}
