@@ -457,6 +457,9 @@ func exchangeOver(ctx context.Context, network string, msg *dns.Msg, server stri
 		return nil, err
 	}
 	defer conn.Close()
+	// the DNS client obeys only the context's deadline; closing the
+	// connection makes a stopped loop stop waiting for an answer
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	client := dns.Client{Net: network, ReadTimeout: timeout, WriteTimeout: timeout}
 	resp, _, err := client.ExchangeWithConnContext(ctx, msg, &dns.Conn{Conn: conn})
 	return resp, err

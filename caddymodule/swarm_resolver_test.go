@@ -350,3 +350,27 @@ func TestSwarmQueryTriesTheNextResolver(t *testing.T) {
 		t.Fatalf("result %q, addresses %v, error %v", result, addrs, err)
 	}
 }
+
+func TestSwarmStoppedLoopStopsWaitingForAnAnswer(t *testing.T) {
+	asked := make(chan struct{}, 1)
+	srv := startTestDNSServer(t, func(dns.Question) *dns.Msg {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		return nil // never answers
+	})
+	loop := newDNSLoop(resolverKey{name: "tasks.silent", resolvers: srv.addr, versions: "ipv4"}, realClock{})
+	loop.addUser(&SwarmUpstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
+	go loop.run()
+	<-asked
+	loop.stop()
+	select {
+	case <-loop.done:
+	case <-time.After(5 * time.Second): // the query timeout is 15 s
+		t.Fatal("the loop kept waiting for an answer after it was stopped")
+	}
+	if st := loop.status.Load(); st.lastResult != "" {
+		t.Fatalf("a stopped loop applied a result: %q", st.lastResult)
+	}
+}

@@ -71,7 +71,8 @@ type SwarmUpstreams struct {
 
 	// How long the last good set of tasks is still served while lookups
 	// fail (timeouts, SERVFAIL, bad answers). After that no task is
-	// served until DNS answers again. Default: 5m
+	// served until DNS answers again. It is checked after each lookup, so
+	// it ends up to one lookup (at most 15 s) late. Default: 5m
 	MaxStale caddy.Duration `json:"max_stale,omitempty"`
 
 	// The address families to look up: "ipv4" (A records), "ipv6" (AAAA
