@@ -462,6 +462,9 @@ func exchangeOver(ctx context.Context, network string, msg *dns.Msg, server stri
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	client := dns.Client{Net: network, ReadTimeout: timeout, WriteTimeout: timeout}
 	resp, _, err := client.ExchangeWithConnContext(ctx, msg, &dns.Conn{Conn: conn})
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err() // not "use of closed network connection": a timeout
+	}
 	return resp, err
 }
 
