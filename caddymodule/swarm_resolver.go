@@ -326,13 +326,15 @@ func (l *dnsLoop) addUser(user *SwarmUpstreams, s loopSettings) {
 	l.updateSettings()
 }
 
-// removeUser removes a user and returns how many remain.
-func (l *dnsLoop) removeUser(user *SwarmUpstreams) int {
+// removeUser removes a user and returns how many remain and whether it
+// was a user.
+func (l *dnsLoop) removeUser(user *SwarmUpstreams) (remaining int, wasUser bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	_, wasUser = l.users[user]
 	delete(l.users, user)
 	l.updateSettings()
-	return len(l.users)
+	return len(l.users), wasUser
 }
 
 // updateSettings sets the shortest of each setting among the users.
@@ -587,17 +589,21 @@ func acquireTaskPool(key poolKey, user *SwarmUpstreams, s loopSettings) *taskPoo
 }
 
 // releaseTaskPool counts user out of pool and stops the pool and its loop
-// when they have no user left.
+// when they have no user left. Releasing twice is harmless.
 func releaseTaskPool(pool *taskPool, user *SwarmUpstreams) {
 	swarmRegistry.Lock()
 	defer swarmRegistry.Unlock()
+	remaining, wasUser := pool.loop.removeUser(user)
+	if !wasUser {
+		return
+	}
 	pool.users--
 	if pool.users == 0 {
 		pool.loop.detach(pool)
 		pool.stop()
 		delete(swarmRegistry.pools, pool.key)
 	}
-	if pool.loop.removeUser(user) == 0 {
+	if remaining == 0 {
 		pool.loop.stop()
 		delete(swarmRegistry.loops, pool.loop.key)
 	}

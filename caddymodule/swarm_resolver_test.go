@@ -180,8 +180,11 @@ func TestSwarmSharedLoopUsesShortestSettings(t *testing.T) {
 	if got, want := loop.currentSettings(), (loopSettings{time.Second, time.Second, -1}); got != want {
 		t.Fatalf("settings %+v, want %+v", got, want)
 	}
-	if left := loop.removeUser(b); left != 1 {
-		t.Fatalf("%d users left, want 1", left)
+	if left, was := loop.removeUser(b); left != 1 || !was {
+		t.Fatalf("%d users left (was a user: %v), want 1", left, was)
+	}
+	if _, was := loop.removeUser(b); was {
+		t.Fatal("removed a user twice")
 	}
 	if got := loop.currentSettings().refresh; got != 5*time.Second {
 		t.Fatalf("refresh %v after the shorter user left, want 5s", got)

@@ -237,10 +237,11 @@ func (su *SwarmUpstreams) ResetCache(*http.Request) error {
 }
 
 // Cleanup leaves the shared lookup, which stops when its last user leaves.
+// The pool stays readable: requests of the old config still in flight
+// after a reload keep getting its last tasks.
 func (su *SwarmUpstreams) Cleanup() error {
 	if su.pool != nil {
 		releaseTaskPool(su.pool, su)
-		su.pool = nil
 	}
 	return nil
 }

@@ -67,7 +67,14 @@ func TestSwarmProvisionSharesOneLoopAndServesTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = first.Cleanup()
+	_ = first.Cleanup() // twice: must not count the reloaded user out
 	_ = second.Cleanup()
+	if up, _ := first.GetUpstreams(nil); len(up) != 2 {
+		t.Fatalf("an old config's request in flight got %d upstreams, want the last 2", len(up))
+	}
+	if services := swarmServices(); len(services) != 1 || services[0].Port != 8080 {
+		t.Fatalf("after the old config left: %+v, want the reloaded pool only", services)
+	}
 	if reloaded.pool.loop != loop {
 		t.Fatal("a reload started a new loop")
 	}
