@@ -1,0 +1,171 @@
+package swarmsim
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// startService starts a service for t and, when t ends, closes it and
+// checks that every goroutine it started has ended.
+func startService(t *testing.T, cfg Config) *Service {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if !poll(func() bool { return runtime.NumGoroutine() <= before }) {
+			buf := make([]byte, 1<<20)
+			t.Errorf("goroutines leaked: %d before, %d after Close\n%s",
+				before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+	})
+	return s
+}
+
+// poll reports whether cond holds within a few seconds, checking often.
+func poll(cond func() bool) bool {
+	deadline := time.Now().Add(3 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// exchange sends an A query for name over network ("udp" or "tcp"), with
+// an EDNS0 buffer size unless ednsSize is 0.
+func exchange(s *Service, network, name string, ednsSize uint16, timeout time.Duration) (*dns.Msg, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	if ednsSize > 0 {
+		q.SetEdns0(ednsSize, false)
+	}
+	c := dns.Client{Net: network, Timeout: timeout}
+	r, _, err := c.Exchange(q, s.DNS().String())
+	return r, err
+}
+
+// mustExchange is exchange that fails t on error.
+func mustExchange(t *testing.T, s *Service, network, name string, ednsSize uint16) *dns.Msg {
+	t.Helper()
+	r, err := exchange(s, network, name, ednsSize, 2*time.Second)
+	if err != nil {
+		t.Fatalf("%s query for %s: %v", network, name, err)
+	}
+	return r
+}
+
+// answerAddrs returns the addresses of r's A records in answer order.
+func answerAddrs(r *dns.Msg) []string {
+	var addrs []string
+	for _, rr := range r.Answer {
+		addrs = append(addrs, rr.(*dns.A).A.String())
+	}
+	return addrs
+}
+
+// sortedAnswerAddrs returns answerAddrs sorted.
+func sortedAnswerAddrs(r *dns.Msg) []string {
+	addrs := answerAddrs(r)
+	slices.Sort(addrs)
+	return addrs
+}
+
+// taskIPs returns the IPs of slots 1..n, sorted.
+func taskIPs(s *Service, n int) []string {
+	var ips []string
+	for slot := 1; slot <= n; slot++ {
+		ips = append(ips, s.TaskAddr(slot).Addr().String())
+	}
+	slices.Sort(ips)
+	return ips
+}
+
+// newClient returns an HTTP client whose idle connections close when t ends.
+func newClient(t *testing.T, keepAlive bool) *http.Client {
+	tr := &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: 1}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+// get requests url and returns the response with its body read.
+func get(t *testing.T, c *http.Client, url string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading %s: %v", url, err)
+	}
+	return resp, string(body)
+}
+
+// rawConn is one client TCP connection that sends HTTP/1.1 requests by hand,
+// so a test knows exactly which connection carried them.
+type rawConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+// dialRaw connects to addr.
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{Conn: c, r: bufio.NewReader(c)}
+}
+
+// task sends one keep-alive request and returns the task that answered.
+func (c *rawConn) task(t *testing.T) string {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: app\r\n\r\n"); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.Header.Get("X-Task")
+}
+
+// closedByPeer reports whether the peer closes the connection (EOF or
+// reset) before a deadline.
+func (c *rawConn) closedByPeer() bool {
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err := c.r.ReadByte()
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return false
+	}
+	return err != nil
+}
