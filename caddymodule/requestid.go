@@ -59,7 +59,7 @@ const (
 // served without an ID: no header (an incoming one is still removed), no
 // var, no log field. Such requests are counted in the metric
 // swarmedge_request_id_requests_total{result="unavailable"} and logged at
-// warn level at most once per second.
+// warn level, at most once per second per handler.
 //
 // A request already stamped (e.g. by request_id in both a route and
 // handle_errors) keeps its ID.
@@ -113,7 +113,8 @@ func (h *RequestID) Validate() error {
 	return checkRequestIDHeader(h.header)
 }
 
-// checkRequestIDHeader reports whether name can be an HTTP header name.
+// checkRequestIDHeader returns an error unless name is a valid HTTP header
+// name.
 func checkRequestIDHeader(name string) error {
 	if !httpguts.ValidHeaderFieldName(name) {
 		return fmt.Errorf("request_id: header %q is not a valid HTTP header name", name)
@@ -124,7 +125,7 @@ func checkRequestIDHeader(name string) error {
 // ServeHTTP stamps the request and calls next.
 func (h *RequestID) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	ctx := r.Context()
-	if caddyhttp.GetVar(ctx, requestIDVar) != nil {
+	if caddyhttp.GetVar(ctx, requestIDVar) != nil { // stamped already: one request, one ID
 		return next.ServeHTTP(w, r)
 	}
 	id, kept := h.incomingID(r)

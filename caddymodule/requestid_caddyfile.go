@@ -12,6 +12,7 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("request_id", httpcaddyfile.Before, "header")
 }
 
+// parseRequestIDCaddyfile sets up a request_id handler from the directive.
 func parseRequestIDCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	r := new(RequestID)
 	err := r.UnmarshalCaddyfile(h.Dispenser)
