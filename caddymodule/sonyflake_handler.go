@@ -18,12 +18,6 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// mintedIDVar is the Caddy var in which request_id stores the int64 it
-// minted for this request: the endpoint serves that ID rather than spending
-// a second one. (The user-visible var request_id may hold a trusted
-// incoming value, which is not an ID of ours.)
-const mintedIDVar = "sonyflake.minted_id"
-
 const (
 	// endpointMaxWait bounds the wait for IDs: past it the endpoint answers
 	// 503 (the clock is far behind the last ID) rather than hold the request.

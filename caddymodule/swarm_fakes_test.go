@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // fakeLoopClock is a swarmClock that moves only when told to. Every After call
@@ -139,16 +137,6 @@ func newTestPool(t *testing.T, key poolKey) (*fakeLoopClock, *scriptedLookup, *d
 
 // served returns the dial addresses the pool serves.
 func served(p *taskPool) []string { return p.snapshot.Load().dials }
-
-// counterValue reads one counter of a vector.
-func counterValue(t *testing.T, vec *prometheus.CounterVec, labels ...string) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := vec.WithLabelValues(labels...).Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
-}
 
 // testDNSServer is a DNS server on 127.0.0.1, over UDP and TCP on one
 // port. It answers like Docker's: UDP answers are truncated at 512 bytes

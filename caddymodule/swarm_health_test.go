@@ -51,13 +51,13 @@ func TestSwarmHealthWithholdsFailingTasksAndFailsOpen(t *testing.T) {
 		t.Fatalf("before any probe: served %v, want all (unchecked tasks are served)", got)
 	}
 
-	failedBefore := counterValue(t, swarmMetrics.probes, "tasks.probed", "8080", "status")
+	failed := counterDelta(t, swarmMetrics.probes.WithLabelValues("tasks.probed", "8080", "status"))
 	probes.set("10.0.0.2:8080")
 	pool.probeAll()
 	if got, want := served(pool), []string{"10.0.0.1:8080", "10.0.0.3:8080"}; !slices.Equal(got, want) {
 		t.Fatalf("one failing: served %v, want %v", got, want)
 	}
-	if got := counterValue(t, swarmMetrics.probes, "tasks.probed", "8080", "status") - failedBefore; got != 1 {
+	if got := failed(); got != 1 {
 		t.Fatalf("failed probes counted %v, want 1", got)
 	}
 	task := pool.snapshot.Load().tasks[1]
