@@ -45,7 +45,6 @@ type Ports struct {
 type Edge struct {
 	Ports
 
-	t       testing.TB
 	bin     string
 	dir     string
 	cmd     *exec.Cmd
@@ -53,7 +52,6 @@ type Edge struct {
 	exited  chan struct{} // closed when the process has exited
 	err     error         // how it exited; read after exited is closed
 	stopped bool
-	reloads int // numbers the Caddyfiles written for reloads
 }
 
 const (
@@ -70,12 +68,11 @@ func Start(t testing.TB, caddyfile string) (*Edge, error) {
 	dir := t.TempDir()
 	e := &Edge{
 		Ports:  Ports{HTTPPort: FreePort(t), HTTPSPort: FreePort(t), AdminAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
-		t:      t,
 		bin:    Binary(t),
 		dir:    dir,
 		exited: make(chan struct{}),
 	}
-	path, err := e.writeCaddyfile("Caddyfile", caddyfile)
+	path, err := e.writeCaddyfile(caddyfile)
 	if err != nil {
 		return nil, err
 	}
@@ -137,8 +134,7 @@ func (e *Edge) waitReady() error {
 // which returns once the new config is live. A refused config leaves the
 // old one running and comes back as the error.
 func (e *Edge) Reload(caddyfile string) error {
-	e.reloads++
-	path, err := e.writeCaddyfile(fmt.Sprintf("Caddyfile.reload%d", e.reloads), caddyfile)
+	path, err := e.writeCaddyfile(caddyfile)
 	if err != nil {
 		return err
 	}
@@ -189,8 +185,10 @@ func (e *Edge) Stop() error {
 	return nil
 }
 
-func (e *Edge) writeCaddyfile(name, text string) (string, error) {
-	tmpl, err := template.New(name).Option("missingkey=error").Parse(text)
+// writeCaddyfile renders text with the edge's Ports into its Caddyfile; the
+// running edge read its own copy at start, so rewriting it is safe.
+func (e *Edge) writeCaddyfile(text string) (string, error) {
+	tmpl, err := template.New("Caddyfile").Parse(text)
 	if err != nil {
 		return "", fmt.Errorf("caddyfile template: %w", err)
 	}
@@ -198,7 +196,7 @@ func (e *Edge) writeCaddyfile(name, text string) (string, error) {
 	if err := tmpl.Execute(&rendered, e.Ports); err != nil {
 		return "", fmt.Errorf("caddyfile template: %w", err)
 	}
-	path := filepath.Join(e.dir, name)
+	path := filepath.Join(e.dir, "Caddyfile")
 	return path, os.WriteFile(path, rendered.Bytes(), 0o644)
 }
 
