@@ -51,7 +51,7 @@ func findOrBuild() (string, error) {
 	}
 
 	// One fixed place per checkout rather than a fresh temp dir per process:
-	// nothing would remove a per-process copy of a 50 MB binary. Building to
+	// nothing would remove a per-process copy of an 80 MB binary. Building to
 	// a unique name and renaming keeps concurrent test processes (go test
 	// ./... runs packages in parallel) from running a half-written file.
 	sum := sha256.Sum256([]byte(root))
