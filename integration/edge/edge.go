@@ -1,0 +1,231 @@
+// Package edge runs the real swarmedge binary (./cmd/caddy) in tests: it
+// starts it with a Caddyfile, waits until the config is live, reloads it and
+// stops it, and shows its output when the test fails.
+//
+// Caddyfiles passed to Start and Reload are Go templates over Ports, e.g.
+//
+//	{
+//		admin {{.AdminAddr}}
+//		default_bind 127.0.0.1
+//		auto_https off
+//	}
+//	http://127.0.0.1:{{.HTTPPort}} {
+//		respond "ok"
+//	}
+//
+// The global option `admin {{.AdminAddr}}` is required: readiness and
+// reloads go through it. Caddy's data and config directories (storage,
+// autosave) are redirected to a temp dir per edge.
+package edge
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+)
+
+// Ports are the template fields of a Caddyfile: free loopback ports picked
+// for one edge.
+type Ports struct {
+	HTTPPort  int    // for the site address or the http_port option
+	HTTPSPort int    // for the https_port option
+	AdminAddr string // host:port for the admin option
+}
+
+// Edge is one running edge process.
+type Edge struct {
+	Ports
+
+	bin     string
+	dir     string
+	cmd     *exec.Cmd
+	output  lockedBuffer
+	exited  chan struct{} // closed when the process has exited
+	err     error         // how it exited; read after exited is closed
+	stopped bool
+}
+
+const (
+	readyTimeout = 30 * time.Second
+	stopTimeout  = 10 * time.Second
+)
+
+// Start runs the edge with caddyfile and returns once its config is live.
+// On error the process is gone and the error includes its output (a build
+// failure of the binary fails the test). The edge is stopped when the test
+// ends, and its output is logged if the test failed.
+func Start(t testing.TB, caddyfile string) (*Edge, error) {
+	t.Helper()
+	dir := t.TempDir()
+	e := &Edge{
+		Ports:  Ports{HTTPPort: FreePort(t), HTTPSPort: FreePort(t), AdminAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
+		bin:    Binary(t),
+		dir:    dir,
+		exited: make(chan struct{}),
+	}
+	path, err := e.writeCaddyfile(caddyfile)
+	if err != nil {
+		return nil, err
+	}
+	e.cmd = exec.Command(e.bin, "run", "--config", path, "--adapter", "caddyfile")
+	e.cmd.Dir = dir
+	e.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	e.cmd.Stdout = &e.output
+	e.cmd.Stderr = &e.output
+	// If the test process dies without running cleanups (go test's timeout),
+	// the kernel still kills the edge.
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := e.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		e.err = e.cmd.Wait()
+		close(e.exited)
+	}()
+	if err := e.waitReady(); err != nil {
+		e.Stop()
+		return nil, fmt.Errorf("%w\nedge output:\n%s", err, e.Output())
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("edge output:\n%s", e.Output())
+		}
+	})
+	return e, nil
+}
+
+// waitReady polls the admin API until it serves the config. Caddy holds the
+// config lock while it loads, so the first answer comes after the apps
+// (and their listeners) have started.
+func (e *Edge) waitReady() error {
+	client := &http.Client{Timeout: time.Second}
+	url := "http://" + e.AdminAddr + "/config/"
+	deadline := time.Now().Add(readyTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-e.exited:
+			return fmt.Errorf("edge exited during start: %v", e.err)
+		default:
+		}
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("edge not ready after %v: no config at %s (is `admin {{.AdminAddr}}` in the global options?)", readyTimeout, url)
+}
+
+// Reload replaces the running config with caddyfile through `caddy reload`,
+// which returns once the new config is live. A refused config leaves the
+// old one running and comes back as the error.
+func (e *Edge) Reload(caddyfile string) error {
+	path, err := e.writeCaddyfile(caddyfile)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(e.bin, "reload", "--address", e.AdminAddr, "--config", path, "--adapter", "caddyfile")
+	cmd.Dir = e.dir
+	cmd.Env = e.cmd.Env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("caddy reload: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// URL is the address of path on the HTTP port, for a Caddyfile that serves
+// http://127.0.0.1:{{.HTTPPort}}.
+func (e *Edge) URL(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", e.HTTPPort, path)
+}
+
+// Output is what the edge has written to stdout and stderr so far.
+func (e *Edge) Output() string {
+	return e.output.String()
+}
+
+// Stop sends SIGTERM and waits for the edge to exit, killing it after a
+// grace period. It reports an edge that had exited before (a crash), one
+// that needed killing, and an unclean exit. Later calls do nothing.
+func (e *Edge) Stop() error {
+	if e.stopped {
+		return nil
+	}
+	e.stopped = true
+	select {
+	case <-e.exited:
+		return fmt.Errorf("edge exited before Stop: %v", e.err)
+	default:
+	}
+	e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.exited:
+	case <-time.After(stopTimeout):
+		e.cmd.Process.Kill()
+		<-e.exited
+		return fmt.Errorf("edge still running %v after SIGTERM; killed", stopTimeout)
+	}
+	if e.err != nil {
+		return fmt.Errorf("edge exit after SIGTERM: %w", e.err)
+	}
+	return nil
+}
+
+// writeCaddyfile renders text with the edge's Ports into its Caddyfile; the
+// running edge read its own copy at start, so rewriting it is safe.
+func (e *Edge) writeCaddyfile(text string) (string, error) {
+	tmpl, err := template.New("Caddyfile").Parse(text)
+	if err != nil {
+		return "", fmt.Errorf("caddyfile template: %w", err)
+	}
+	var rendered bytes.Buffer
+	if err := tmpl.Execute(&rendered, e.Ports); err != nil {
+		return "", fmt.Errorf("caddyfile template: %w", err)
+	}
+	path := filepath.Join(e.dir, "Caddyfile")
+	return path, os.WriteFile(path, rendered.Bytes(), 0o644)
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// lockedBuffer collects the output of the process's two pipes while tests
+// read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,71 @@
+package edge_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/swarmedge/swarmedge/integration/edge"
+)
+
+const respondTemplate = `{
+	admin {{.AdminAddr}}
+	default_bind 127.0.0.1
+	auto_https off
+}
+http://127.0.0.1:{{.HTTPPort}} {
+	respond "BODY"
+}
+`
+
+func TestStartReloadStop(t *testing.T) {
+	e, err := edge.Start(t, strings.Replace(respondTemplate, "BODY", "first", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertBody(t, e.URL("/"), "first")
+
+	if err := e.Reload(strings.Replace(respondTemplate, "BODY", "second", 1)); err != nil {
+		t.Fatal(err)
+	}
+	assertBody(t, e.URL("/"), "second")
+
+	if err := e.Reload(strings.Replace(respondTemplate, `respond "BODY"`, "no_such_directive", 1)); err == nil {
+		t.Fatal("reload with an unknown directive succeeded")
+	}
+	assertBody(t, e.URL("/"), "second")
+
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(e.URL("/")); err == nil {
+		t.Fatal("edge still answers after Stop")
+	}
+}
+
+func TestStartRefusedConfig(t *testing.T) {
+	_, err := edge.Start(t, strings.Replace(respondTemplate, `respond "BODY"`, "no_such_directive", 1))
+	if err == nil {
+		t.Fatal("edge started with an unknown directive")
+	}
+	if !strings.Contains(err.Error(), "no_such_directive") {
+		t.Fatalf("start error does not name the bad directive: %v", err)
+	}
+}
+
+func assertBody(t *testing.T, url, want string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || string(body) != want {
+		t.Fatalf("GET %s: %d %q, want 200 %q", url, resp.StatusCode, body, want)
+	}
+}
