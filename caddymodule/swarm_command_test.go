@@ -11,7 +11,6 @@ import (
 
 func TestCheckHealth(t *testing.T) {
 	block := make(chan struct{})
-	t.Cleanup(func() { close(block) })
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/ok":
@@ -25,6 +24,7 @@ func TestCheckHealth(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(block) }) // runs first: srv.Close waits for /hang
 
 	for _, tc := range []struct {
 		path    string
