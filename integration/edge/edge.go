@@ -15,7 +15,9 @@
 //
 // The global option `admin {{.AdminAddr}}` is required: readiness and
 // reloads go through it. Caddy's data and config directories (storage,
-// autosave) are redirected to a temp dir per edge.
+// autosave) are redirected to a temp dir per edge. A test that restarts an
+// edge on the same ports and storage (certificates, ACME account) starts
+// both processes from one Node.
 package edge
 
 import (
@@ -41,6 +43,22 @@ type Ports struct {
 	AdminAddr string // host:port for the admin option
 }
 
+// Node is what outlives one edge process: its ports and its directory,
+// which holds the Caddyfile and Caddy's data and config directories.
+type Node struct {
+	Ports
+	dir string
+}
+
+// NewNode picks free ports and a temp dir for edges started from it.
+func NewNode(t testing.TB) *Node {
+	t.Helper()
+	return &Node{
+		Ports: Ports{HTTPPort: FreePort(t), HTTPSPort: FreePort(t), AdminAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
+		dir:   t.TempDir(),
+	}
+}
+
 // Edge is one running edge process.
 type Edge struct {
 	Ports
@@ -59,15 +77,22 @@ const (
 	stopTimeout  = 10 * time.Second
 )
 
-// Start runs the edge with caddyfile and returns once its config is live.
-// On error the process is gone and the error includes its output (a build
-// failure of the binary fails the test). The edge is stopped when the test
-// ends, and its output is logged if the test failed.
+// Start runs an edge with caddyfile on a new Node and returns once its
+// config is live. On error the process is gone and the error includes its
+// output (a build failure of the binary fails the test). The edge is stopped
+// when the test ends, and its output is logged if the test failed.
 func Start(t testing.TB, caddyfile string) (*Edge, error) {
 	t.Helper()
-	dir := t.TempDir()
+	return NewNode(t).Start(t, caddyfile)
+}
+
+// Start runs an edge on the node's ports and directory, as the function
+// Start does; one edge of a node runs at a time.
+func (n *Node) Start(t testing.TB, caddyfile string) (*Edge, error) {
+	t.Helper()
+	dir := n.dir
 	e := &Edge{
-		Ports:  Ports{HTTPPort: FreePort(t), HTTPSPort: FreePort(t), AdminAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
+		Ports:  n.Ports,
 		bin:    Binary(t),
 		dir:    dir,
 		exited: make(chan struct{}),
