@@ -53,10 +53,14 @@ const edgeCaddyfile = `{
 			%[3]s
 		}
 	}
-	request_id
+` + siteRoutes + `}
+`
+
+// siteRoutes is what the site serves: a request ID on every response, the
+// ID endpoint at /id, "hello" elsewhere.
+const siteRoutes = `	request_id
 	sonyflake /id
 	respond "hello"
-}
 `
 
 // TestHTTPSWithACMECertificate runs the edge's whole HTTPS life once per
