@@ -65,7 +65,8 @@ const siteRoutes = `	request_id
 
 // TestHTTPSWithACMECertificate runs the edge's whole HTTPS life once per
 // ACME challenge type: the edge offers only that type, and the ACME server
-// can reach the edge only on that type's port, so issuance proves it works.
+// can reach the edge only on that type's port (the other port it is given
+// is a free one nothing listens on), so issuance proves the type works.
 func TestHTTPSWithACMECertificate(t *testing.T) {
 	t.Run("http-01", func(t *testing.T) {
 		node := edge.NewNode(t)
@@ -88,16 +89,18 @@ func testHTTPSLife(t *testing.T, node *edge.Node, acme *acmeServer, disableOther
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := time.Now()
+	live := time.Now()
 	cert := waitForCertificate(t, node.HTTPSPort, acme.issuerRoots)
-	t.Logf("certificate issued %v after start; serial %x", time.Since(started).Round(time.Millisecond), cert.SerialNumber)
+	t.Logf("certificate served %v after the config went live; serial %x", time.Since(live).Round(time.Millisecond), cert.SerialNumber)
+	// The order counter must see this first order, or the restart check
+	// below would prove nothing.
 	orders := acme.newOrders.Load()
 	if orders == 0 {
 		t.Fatal("the edge serves a certificate from the ACME server's CA, but the server saw no new order")
 	}
 
-	clients := newClients(node.HTTPSPort, acme.issuerRoots)
-	assertRedirectToHTTPS(t, clients.h1, node)
+	clients := newClients(acme.issuerRoots)
+	assertRedirectToHTTPS(t, clients.noFollow, node)
 	assertRequestIDs(t, clients.h2, "HTTP/2.0", node)
 	assertRequestIDs(t, clients.h3, "HTTP/3.0", node)
 	clients.close()
@@ -154,15 +157,16 @@ func handshake(httpsPort int, roots *x509.CertPool) (*x509.Certificate, error) {
 	return conn.(*tls.Conn).ConnectionState().PeerCertificates[0], nil
 }
 
-// clients reach siteName at 127.0.0.1 (any port) and trust only the ACME
-// server's root.
+// clients reach siteName at 127.0.0.1 (on the URL's port) and trust only
+// the given roots.
 type clients struct {
-	h1, h2, h3 *http.Client
-	tcp        *http.Transport
-	quic       *http3.Transport
+	noFollow *http.Client // shows redirects instead of following them
+	h2, h3   *http.Client
+	tcp      *http.Transport
+	quic     *http3.Transport
 }
 
-func newClients(httpsPort int, roots *x509.CertPool) *clients {
+func newClients(roots *x509.CertPool) *clients {
 	tlsConfig := &tls.Config{RootCAs: roots}
 	dialer := &net.Dialer{Timeout: time.Second}
 	tcp := &http.Transport{
@@ -181,8 +185,7 @@ func newClients(httpsPort int, roots *x509.CertPool) *clients {
 		},
 	}
 	return &clients{
-		// h1 shows redirects instead of following them.
-		h1: &http.Client{Transport: tcp, Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+		noFollow: &http.Client{Transport: tcp, Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}},
 		h2:   &http.Client{Transport: tcp, Timeout: 5 * time.Second},

@@ -59,7 +59,7 @@ func TestTLSInternalSharedRoot(t *testing.T) {
 		}
 		serials = append(serials, waitForCertificate(t, node.HTTPSPort, roots).SerialNumber)
 
-		clients := newClients(node.HTTPSPort, roots)
+		clients := newClients(roots)
 		assertRequestIDs(t, clients.h2, "HTTP/2.0", node)
 		clients.close()
 	}

@@ -46,6 +46,7 @@ func startACMEServer(t *testing.T, dnsAddr string, httpPort, tlsPort int) *acmeS
 	store := db.NewMemoryStore()
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {}})
 	validator := va.New(logger, httpPort, tlsPort, false, dnsAddr, store)
+	// The CAA identity is cmd/pebble's default; it only shows in the directory.
 	frontEnd := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
 
 	handler := frontEnd.Handler()
