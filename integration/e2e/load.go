@@ -26,6 +26,9 @@ type LoadConfig struct {
 	// MachineIDBits is the Sonyflake layout's machine ID width: the low bits
 	// of each X-Request-ID that name the edge that minted it.
 	MachineIDBits int
+	// Progress, if set, gets a line "progress requests=N failed=M" every
+	// second, so that a test can watch load that runs in a container.
+	Progress io.Writer
 }
 
 // LoadResult is what the load client saw. Every request is a GET, so the
@@ -101,6 +104,25 @@ func Load(ctx context.Context, cfg LoadConfig) LoadResult {
 	}
 
 	start := time.Now()
+	if cfg.Progress != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			ticker := time.NewTicker(time.Second)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-ticker.C:
+				}
+				mu.Lock()
+				n, failed := res.Requests, res.Failed
+				mu.Unlock()
+				fmt.Fprintf(cfg.Progress, "progress requests=%d failed=%d\n", n, failed)
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	for range cfg.Connections {
 		wg.Go(func() {
