@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -137,6 +136,7 @@ func testServices(t *testing.T, root string) {
 
 	apps := waitTasks(t, appService, 5)
 	edges := waitTasks(t, edgeService, 2)
+	waitHealthy(t, edges) // the image's HEALTHCHECK: the admin API
 	wantMachineIDs := machineIDs(t, edges, network, networkCIDR)
 	t.Logf("edge machine IDs (their addresses in %s): %v", networkCIDR, wantMachineIDs)
 
@@ -243,6 +243,7 @@ func testStack(t *testing.T, root string) {
 
 	apps := waitTasks(t, stackAppService, 5)
 	edges := waitTasks(t, stackEdgeService, 1)
+	waitHealthy(t, edges) // stack.yml's healthcheck: the metrics site
 	wantMachineIDs := machineIDs(t, edges, stackNetwork, stackCIDR)
 
 	// From the host, through the port the edge publishes in host mode.
@@ -356,6 +357,17 @@ func waitReplaced(t testing.TB, service string, n int, gone task) []task {
 		return replaced && len(tasks) == n, fmt.Sprintf("%d running, replaced %v", len(tasks), replaced)
 	})
 	return tasks
+}
+
+// waitHealthy waits until the tasks' containers pass their healthchecks.
+func waitHealthy(t testing.TB, tasks []task) {
+	t.Helper()
+	for _, tk := range tasks {
+		waitFor(t, tk.Hostname+" healthy", time.Minute, func() (bool, string) {
+			status := docker(t, "inspect", "--format", "{{.State.Health.Status}}", tk.ContainerID)
+			return status == "healthy", status
+		})
+	}
 }
 
 // machineIDs returns the machine IDs the edges should mint with: the low
@@ -589,15 +601,6 @@ func promSeries(t testing.TB, expr string) (bool, string) {
 		t.Fatalf("query %s: %v\n%s", expr, err, out)
 	}
 	return len(answer.Data.Result) > 0, fmt.Sprintf("%d series", len(answer.Data.Result))
-}
-
-func readFile(t testing.TB, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
 }
 
 // freePort returns a port free on the host for TCP and UDP, for the
