@@ -108,11 +108,16 @@ func buildStatic(t testing.TB, pkg, dir, name string) {
 	}
 }
 
-// buildImage builds tag from dockerfile with dir as the context.
+// buildImage builds tag from dockerfile with dir as the context, and
+// removes the image the tag named before, so reruns leave no dangling ones.
 func buildImage(t testing.TB, tag, dockerfile, dir string) {
 	t.Helper()
 	start := time.Now()
-	docker(t, "build", "--quiet", "--tag", tag, "--file", dockerfile, dir)
+	previous, _ := tryDocker(nil, "image", "inspect", "--format", "{{.ID}}", tag)
+	id := docker(t, "build", "--quiet", "--tag", tag, "--file", dockerfile, dir)
+	if previous != "" && previous != id {
+		tryDocker(nil, "image", "rm", previous) // still in use elsewhere: keep it
+	}
 	t.Logf("built image %s (%.1fs)", tag, time.Since(start).Seconds())
 }
 

@@ -62,8 +62,8 @@ func TestSwarm(t *testing.T) {
 	t.Run("stack", func(t *testing.T) { testStack(t, root) })
 }
 
-// buildImages builds the edge from deploy/Dockerfile.scratch, and the app,
-// the load client and Prometheus (Debian's binary, for the stack) FROM
+// buildImages builds the edge and the app from their deploy/ Dockerfiles,
+// and the load client and Prometheus (Debian's binary, for the stack) FROM
 // scratch.
 func buildImages(t *testing.T, root string) {
 	bin := t.TempDir()
@@ -78,9 +78,10 @@ func buildImages(t *testing.T, root string) {
 	copyFile(t, filepath.Join(root, "deploy", "Caddyfile"), filepath.Join(edgeContext, "Caddyfile"))
 	buildImage(t, edgeImage, filepath.Join(root, "deploy", "Dockerfile.scratch"), edgeContext)
 
-	buildScratchImage(t, appImage, map[string]string{filepath.Join(bin, "whoami"): "/whoami"},
-		`HEALTHCHECK --interval=2s --timeout=2s --retries=2 CMD ["/whoami", "health"]`,
-		`ENTRYPOINT ["/whoami"]`)
+	appContext := t.TempDir()
+	copyFile(t, filepath.Join(bin, "whoami"), filepath.Join(appContext, "whoami"))
+	buildImage(t, appImage, filepath.Join(root, "deploy", "Dockerfile.whoami"), appContext)
+
 	buildScratchImage(t, clientImage, map[string]string{filepath.Join(bin, "loadclient"): "/loadclient"},
 		`ENTRYPOINT ["/loadclient"]`)
 
@@ -587,9 +588,8 @@ func dashboardExprs(t testing.TB, dashboard string) []string {
 // client container on the stack's network, returns at least one series.
 func promSeries(t testing.TB, expr string) (bool, string) {
 	t.Helper()
-	// tasks.prometheus: the stack gives Prometheus a VIP, which needs IPVS.
 	out, err := tryDocker(nil, "run", "--rm", "--network", stackNetwork, clientImage,
-		"get", "http://tasks.prometheus:9090/api/v1/query?query="+url.QueryEscape(expr))
+		"get", "http://prometheus:9090/api/v1/query?query="+url.QueryEscape(expr))
 	if err != nil {
 		return false, err.Error() // not up yet
 	}
