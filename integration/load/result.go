@@ -208,7 +208,8 @@ func (s Summary) Throughput() float64 {
 	return float64(s.Requests) / (s.To - s.From).Seconds()
 }
 
-// String is a one-line report, tasks in name order with their shares.
+// String is a one-line report: tasks in name order with their shares, and
+// the number of answers without a task header.
 func (s Summary) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d requests (%.0f/s), %d failed", s.Requests, s.Throughput(), s.Failed())
@@ -217,11 +218,11 @@ func (s Summary) String() string {
 	}
 	fmt.Fprintf(&b, ", latency p50 %v p99 %v max %v; tasks:", s.P50, s.P99, s.Max)
 	for _, task := range slices.Sorted(maps.Keys(s.PerTask)) {
-		name := task
-		if name == "" {
-			name = "(none)"
+		if task == "" {
+			fmt.Fprintf(&b, " (no task header) %d", s.PerTask[task])
+			continue
 		}
-		fmt.Fprintf(&b, " %s %.1f%%", name, 100*s.Share(task))
+		fmt.Fprintf(&b, " %s %.1f%%", task, 100*s.Share(task))
 	}
 	return b.String()
 }
