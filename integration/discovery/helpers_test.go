@@ -22,7 +22,7 @@ import (
 const refresh = time.Second
 
 // startService starts a stand-in service with replicas tasks for t.
-func startService(t *testing.T, replicas int) *swarmsim.Service {
+func startService(t testing.TB, replicas int) *swarmsim.Service {
 	t.Helper()
 	s, err := swarmsim.Start(swarmsim.Config{Replicas: replicas})
 	if err != nil {
@@ -61,7 +61,7 @@ func exampleTemplate(t *testing.T, s *swarmsim.Service) string {
 }
 
 // startEdge starts the edge binary with the Caddyfile template caddyfile.
-func startEdge(t *testing.T, caddyfile string) *edge.Edge {
+func startEdge(t testing.TB, caddyfile string) *edge.Edge {
 	t.Helper()
 	e, err := edge.Start(t, caddyfile)
 	if err != nil {
@@ -98,7 +98,7 @@ func swarmCaddyfile(s *swarmsim.Service, extra string) string {
 }
 
 // startLoad starts a load run; it is stopped when t ends if still running.
-func startLoad(t *testing.T, cfg load.Config) *load.Run {
+func startLoad(t testing.TB, cfg load.Config) *load.Run {
 	t.Helper()
 	run, err := load.Start(cfg)
 	if err != nil {
