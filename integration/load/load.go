@@ -90,10 +90,7 @@ func Start(cfg Config) (*Run, error) {
 	if cfg.TaskHeader == "" {
 		cfg.TaskHeader = DefaultTaskHeader
 	}
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	target, err := url.Parse(cfg.URL)
+	target, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
@@ -120,31 +117,32 @@ func Start(cfg Config) (*Run, error) {
 	return r, nil
 }
 
-// validate checks the fields Start does not default.
-func (cfg Config) validate() error {
+// validate checks the fields Start does not default and returns the
+// parsed URL.
+func (cfg Config) validate() (*url.URL, error) {
 	if cfg.Clients < 0 {
-		return fmt.Errorf("load: clients must not be negative: %d", cfg.Clients)
+		return nil, fmt.Errorf("load: clients must not be negative: %d", cfg.Clients)
 	}
 	if cfg.Duration < 0 || cfg.Requests < 0 || cfg.Timeout < 0 {
-		return errors.New("load: duration, requests and timeout must not be negative")
+		return nil, errors.New("load: duration, requests and timeout must not be negative")
 	}
 	if cfg.Duration == 0 && cfg.Requests == 0 {
-		return errors.New("load: set a duration, a request count or both, so that the run ends")
+		return nil, errors.New("load: set a duration, a request count or both, so that the run ends")
 	}
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
-		return fmt.Errorf("load: %v", err)
+		return nil, fmt.Errorf("load: %v", err)
 	}
 	if u.Scheme != "http" {
-		return fmt.Errorf("load: URL %q: only http is supported", cfg.URL)
+		return nil, fmt.Errorf("load: URL %q: only http is supported", cfg.URL)
 	}
 	if host := u.Hostname(); host != "localhost" {
 		addr, err := netip.ParseAddr(host)
 		if err != nil || !addr.IsLoopback() {
-			return fmt.Errorf("load: URL %q: the host must be a loopback address or localhost", cfg.URL)
+			return nil, fmt.Errorf("load: URL %q: the host must be a loopback address or localhost", cfg.URL)
 		}
 	}
-	return nil
+	return u, nil
 }
 
 // Elapsed returns the time since the run started, on the clock its

@@ -177,7 +177,7 @@ func TestStartRefusesUnboundedOrNonLoopbackRuns(t *testing.T) {
 		}
 	}
 	for _, url := range []string{"http://localhost:1/", "http://[::1]:1/", "http://127.0.10.7:1/"} {
-		if err := (Config{URL: url, Requests: 1}).validate(); err != nil {
+		if _, err := (Config{URL: url, Requests: 1}).validate(); err != nil {
 			t.Errorf("%s refused: %v", url, err)
 		}
 	}
