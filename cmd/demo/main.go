@@ -140,11 +140,15 @@ func startEdge(service *swarmsim.Service, opts options) error {
 		return err
 	}
 	persist := false
+	if cfg.Admin == nil {
+		cfg.Admin = new(caddy.AdminConfig)
+	}
 	cfg.Admin.Config = &caddy.ConfigSettings{Persist: &persist}
 	if adapted, err = json.Marshal(cfg); err != nil {
 		return err
 	}
 	if err := caddy.Load(adapted, true); err != nil {
+		stopEdge() // whatever started before the failure (the admin API)
 		return fmt.Errorf("starting the edge: %w", err)
 	}
 	return nil
