@@ -44,7 +44,9 @@ func TestScaleOutReachesNewTasks(t *testing.T) {
 	checkNoFailure(t, "VIP", vipRes.Summary())
 	checkShares(t, "edge after scale-out", edgeAfter, taskNames(s, 5), 0.15)
 	for _, task := range taskNames(s, 5)[3:] {
-		if share := vipAfter.Share(task); share > 0.01 {
+		// 0 unless a client had to reconnect (see load.Config.Clients):
+		// each of 30 carries about 3 %
+		if share := vipAfter.Share(task); share > 0.05 {
 			t.Errorf("VIP: new task %s has %.1f%% of the requests; IPVS-like balancing should give it none", task, 100*share)
 		}
 	}

@@ -46,6 +46,10 @@ type Config struct {
 	URL string
 
 	// Clients is the number of concurrent keep-alive clients. Default 1.
+	// Each uses one connection at a time and keeps it; it opens another
+	// only when that one closes, or when Go's transport declines to reuse
+	// it (the last request's write not confirmed within 50 ms: a starved
+	// machine).
 	Clients int
 
 	// Duration ends the run this long after it started; requests in

@@ -48,8 +48,11 @@ func TestCountBoundedRunKeepsOneConnectionPerClient(t *testing.T) {
 	if s.Failed() != 0 {
 		t.Fatalf("failures: %v", s.Failures)
 	}
-	if got := conns.Load(); got != 4 {
-		t.Fatalf("%d connections opened by 4 keep-alive clients, want 4", got)
+	// Go's transport drops a connection instead of reusing it when the
+	// write of the last request is not confirmed within 50 ms (a starved
+	// machine), so a client may now and then open another one.
+	if got := int(conns.Load()); got < 4 || got > 4+s.Requests/100 {
+		t.Fatalf("%d connections opened by 4 keep-alive clients for %d requests, want 4 (a few more at most)", got, s.Requests)
 	}
 	if s.PerTask["odd"] != 500 || s.PerTask["even"] != 500 || s.Share("odd") != 0.5 {
 		t.Fatalf("per task %v, share of odd %v; want 500 each, 0.5", s.PerTask, s.Share("odd"))
