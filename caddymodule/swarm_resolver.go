@@ -38,6 +38,12 @@ const (
 
 	// resolvConfPath is where the system resolver's servers are read.
 	resolvConfPath = "/etc/resolv.conf"
+
+	// maxLookupsInFlight bounds the lookups of one loop that overlap
+	// because the earlier ones have not ended (a slow NXDOMAIN, a DNS
+	// server that does not answer): one a second for the 15 s query
+	// timeout, so that a dead server is not flooded at short refreshes.
+	maxLookupsInFlight = 16
 )
 
 // refreshResult is the outcome of one lookup, as counted in the metrics.
@@ -150,6 +156,8 @@ type dnsLoop struct {
 	status      atomic.Pointer[dnsStatus] // never nil
 	early       chan struct{}             // capacity 1: a pending early re-resolve
 	firstAnswer chan struct{}             // closed after the first lookup
+	firstOnce   sync.Once                 // closes firstAnswer
+	lastStarted atomic.Uint64             // number of the last lookup started
 	ctx         context.Context           // the process's, cancelled by stop
 	stop        context.CancelFunc
 	done        chan struct{} // closed when run returns
@@ -158,6 +166,7 @@ type dnsLoop struct {
 	users    map[*SwarmUpstreams]loopSettings
 	settings loopSettings // the shortest of each among users
 	pools    map[*taskPool]struct{}
+	applied  uint64 // number of the last lookup whose result was applied
 }
 
 // newDNSLoop returns a loop that is not running yet.
@@ -181,18 +190,30 @@ func newDNSLoop(key resolverKey, clock swarmClock) *dnsLoop {
 	return l
 }
 
-// run looks the name up every refresh interval, or earlier when asked,
-// until the loop is stopped.
+// run starts a lookup every refresh interval, or earlier when asked,
+// until the loop is stopped. A lookup still running does not hold back
+// the next one: Docker answers NXDOMAIN for a service with no task only
+// after up to 12 s, and tasks started meanwhile must be found within an
+// interval, not after that answer. Up to maxLookupsInFlight overlap; a
+// result that arrives after a later lookup's is dropped (see apply).
 func (l *dnsLoop) run() {
+	var lookups sync.WaitGroup
 	defer close(l.done)
-	first := true
+	defer lookups.Wait()
+	inFlight := make(chan struct{}, maxLookupsInFlight)
 	for {
-		l.refresh()
-		if first {
-			close(l.firstAnswer)
-			first = false
+		select {
+		case inFlight <- struct{}{}:
+		case <-l.ctx.Done():
+			return
 		}
-		if !l.waitForNextRefresh(l.clock.Now()) {
+		started := l.clock.Now()
+		lookups.Go(func() {
+			defer func() { <-inFlight }()
+			l.refresh()
+			l.firstOnce.Do(func() { close(l.firstAnswer) })
+		})
+		if !l.waitForNextRefresh(started) {
 			return
 		}
 	}
@@ -200,7 +221,7 @@ func (l *dnsLoop) run() {
 
 // waitForNextRefresh waits for the refresh interval or an early re-resolve
 // request, the latter no sooner than minEarlyRefreshGap after the last
-// lookup. It reports false when the loop is stopped.
+// lookup started. It reports false when the loop is stopped.
 func (l *dnsLoop) waitForNextRefresh(lastLookup time.Time) bool {
 	select {
 	case <-l.ctx.Done():
@@ -230,22 +251,30 @@ func (l *dnsLoop) requestEarlyRefresh() {
 
 // refresh performs one lookup and applies its result.
 func (l *dnsLoop) refresh() {
+	seq := l.lastStarted.Add(1)
 	ctx, cancel := context.WithTimeout(l.ctx, queryTimeout)
 	addrs, result, err := l.lookup(ctx)
 	cancel()
 	if l.ctx.Err() != nil {
 		return // stopped meanwhile: the result is of no use
 	}
-	l.apply(l.clock.Now(), addrs, result, err)
+	l.apply(seq, l.clock.Now(), addrs, result, err)
 }
 
-// apply updates the set by the rules of the contract: an ok answer
-// replaces it; an empty answer or NXDOMAIN empties it only when the one
-// before was empty too; any failure keeps it (the task pools stop serving
-// it once it is older than their max_stale). Then it tells the pools.
-func (l *dnsLoop) apply(now time.Time, addrs []netip.Addr, result refreshResult, err error) {
+// apply updates the set with the result of lookup number seq by the rules
+// of the contract: an ok answer replaces it; an empty answer or NXDOMAIN
+// empties it only when the one before was empty too; any failure keeps it
+// (the task pools stop serving it once it is older than their max_stale).
+// Then it tells the pools. A result older than one already applied is
+// only counted: it describes the service as it was before.
+func (l *dnsLoop) apply(seq uint64, now time.Time, addrs []netip.Addr, result refreshResult, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	swarmMetrics.refreshes.WithLabelValues(l.key.name, string(result)).Inc()
+	if seq <= l.applied {
+		return
+	}
+	l.applied = seq
 	prev := l.status.Load()
 	next := &dnsStatus{
 		addrs:       prev.addrs,
@@ -270,7 +299,6 @@ func (l *dnsLoop) apply(now time.Time, addrs []netip.Addr, result refreshResult,
 		}
 	}
 	l.status.Store(next)
-	swarmMetrics.refreshes.WithLabelValues(l.key.name, string(result)).Inc()
 	l.logChange(prev, next)
 	for p := range l.pools {
 		p.sync(next, now)

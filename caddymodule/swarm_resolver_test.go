@@ -2,11 +2,13 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,6 +171,66 @@ func assertNoLookup(t *testing.T, script *scriptedLookup) {
 	case <-script.calls:
 		t.Fatal("a lookup happened before its time")
 	default:
+	}
+}
+
+// A slow lookup (Docker's NXDOMAIN for a service with no task takes up to
+// 12 s) must not hold back the next one: tasks started meanwhile are found
+// one interval later, and the slow answer, older, does not undo that.
+func TestSwarmSlowLookupDoesNotHoldBackTheNext(t *testing.T) {
+	clk, _, loop, pool := newTestPool(t, poolKey{resolverKey: resolverKey{name: "tasks.slow", versions: "ipv4"}, port: 80})
+	nxdomains := counterDelta(t, swarmMetrics.refreshes.WithLabelValues("tasks.slow", "nxdomain"))
+	slowAnswer := make(chan struct{})
+	var calls atomic.Int32
+	started := make(chan struct{}, 10)
+	loop.lookup = func(ctx context.Context) ([]netip.Addr, refreshResult, error) {
+		started <- struct{}{}
+		if calls.Add(1) == 1 {
+			select {
+			case <-slowAnswer:
+				return nil, resultNXDomain, errors.New("NXDOMAIN")
+			case <-ctx.Done():
+				return nil, resultTimeout, ctx.Err()
+			}
+		}
+		return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, resultOK, nil
+	}
+	go loop.run()
+	t.Cleanup(func() { loop.stop(); <-loop.done })
+
+	awaitStart := func(what string) {
+		t.Helper()
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s never started", what)
+		}
+	}
+	awaitStart("the first lookup")
+	if d := clk.awaitWait(t); d != time.Second {
+		t.Fatalf("parked for %v, want the refresh interval 1s", d)
+	}
+	clk.Advance(time.Second)
+	awaitStart("a lookup while the first still runs")
+	select {
+	case <-loop.firstAnswer:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second lookup's answer was not applied")
+	}
+	if got := served(pool); !slices.Equal(got, []string{"10.0.0.1:80"}) {
+		t.Fatalf("served %v while the first lookup runs, want [10.0.0.1:80]", got)
+	}
+
+	close(slowAnswer)
+	deadline := time.Now().Add(5 * time.Second)
+	for nxdomains() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow answer never arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got, st := served(pool), loop.status.Load(); !slices.Equal(got, []string{"10.0.0.1:80"}) || st.lastResult != resultOK || st.emptyStreak != 0 {
+		t.Fatalf("after the older, slow NXDOMAIN: served %v, last result %q, empty streak %d; want it ignored", got, st.lastResult, st.emptyStreak)
 	}
 }
 

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmedge/swarmedge/integration/edge"
+	"github.com/swarmedge/swarmedge/integration/swarmsim"
+)
+
+// TestDemoCommandsWork runs the demo on free ports and every command it
+// prints, in order, checking that each does what the banner says.
+func TestDemoCommandsWork(t *testing.T) {
+	dir := t.TempDir() // Caddy's storage, instead of the user's
+	t.Setenv("XDG_DATA_HOME", dir)
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	loopback := netip.MustParseAddr("127.0.0.1")
+	opts := options{
+		edge:    netip.AddrPortFrom(loopback, uint16(edge.FreePort(t))),
+		admin:   netip.AddrPortFrom(loopback, uint16(edge.FreePort(t))),
+		control: netip.AddrPortFrom(loopback, 0),
+		service: swarmsim.Config{Replicas: 5},
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	out, banner := io.Pipe()
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- run(ctx, opts, banner)
+		banner.Close()
+	}()
+	t.Cleanup(func() {
+		stop()
+		go io.Copy(io.Discard, out) // the goodbye line
+		select {
+		case err := <-stopped:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the demo did not stop within 10s of Ctrl-C")
+		}
+		for _, addr := range []netip.AddrPort{opts.edge, opts.admin} {
+			if conn, err := net.Dial("tcp", addr.String()); err == nil {
+				conn.Close()
+				t.Errorf("%s still accepts connections after the demo stopped", addr)
+			}
+		}
+	})
+
+	var commands []string
+	lines := bufio.NewScanner(out)
+	for lines.Scan() && lines.Text() != bannerEnd {
+		t.Log(lines.Text())
+		if line := strings.TrimSpace(lines.Text()); strings.HasPrefix(line, "curl ") || strings.HasPrefix(line, "go run ") {
+			commands = append(commands, line)
+		}
+	}
+	if len(commands) < 10 {
+		t.Fatalf("the banner shows %d commands; run ended? %v", len(commands), lines.Err())
+	}
+	edgeURL := "http://" + opts.edge.String()
+
+	scaledToZero := false
+	for _, command := range commands {
+		if strings.HasPrefix(command, "go run ./cmd/caddy sonyflake decode $(") {
+			checkDecode(t, command)
+			continue
+		}
+		args := shellWords(t, command)
+		method, urls := curlRequest(t, args)
+		switch {
+		case method == http.MethodPost:
+			for _, resp := range fetch(t, method, urls) {
+				if resp.status != http.StatusNoContent {
+					t.Errorf("%s: %d %s", command, resp.status, resp.body)
+				}
+			}
+			if strings.Contains(command, "/scale?") {
+				scaledToZero = strings.Contains(command, "/scale?n=0")
+			}
+		case scaledToZero && urls[0] == edgeURL+"/":
+			checkNoTaskAnswers503(t, command, urls[0])
+		default:
+			checkAnswer(t, command, edgeURL, fetch(t, method, urls))
+		}
+	}
+}
+
+// checkAnswer checks the answers to a GET command by what it asks for.
+func checkAnswer(t *testing.T, command, edgeURL string, answers []answer) {
+	t.Helper()
+	for _, a := range answers {
+		if a.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", command, a.status, a.body)
+		}
+	}
+	first := answers[0].body
+	switch url := answers[0].url; {
+	case strings.HasSuffix(url, "/id"):
+		var id struct {
+			ID        int64 `json:"id"`
+			MachineID int   `json:"machine-id"`
+		}
+		if err := json.Unmarshal([]byte(first), &id); err != nil || id.ID <= 0 || id.MachineID != 1 {
+			t.Errorf("%s: %q is not an ID of machine 1 in JSON (%v)", command, first, err)
+		}
+	case strings.HasSuffix(url, "/id?format=text"):
+		if _, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64); err != nil {
+			t.Errorf("%s: %q is not a decimal ID", command, first)
+		}
+	case strings.HasSuffix(url, "/id?count=3"):
+		var ids []map[string]any
+		if err := json.Unmarshal([]byte(first), &ids); err != nil || len(ids) != 3 {
+			t.Errorf("%s: %q is not a JSON array of 3 IDs (%v)", command, first, err)
+		}
+	case strings.HasSuffix(url, "/counts"):
+		var counts map[string]uint64
+		if err := json.Unmarshal([]byte(first), &counts); err != nil || len(counts) != 5 {
+			t.Errorf("%s: %q is not the request counts of 5 tasks (%v)", command, first, err)
+		}
+	case strings.HasSuffix(url, "/swarm/upstreams"):
+		var services []struct {
+			Tasks []struct{ Served bool } `json:"tasks"`
+		}
+		if err := json.Unmarshal([]byte(first), &services); err != nil || len(services) != 1 || len(services[0].Tasks) != 5 {
+			t.Errorf("%s: %q does not show one service of 5 tasks (%v)", command, first, err)
+		}
+	case len(answers) > 1:
+		tasks := map[string]bool{}
+		for _, a := range answers {
+			tasks[strings.Fields(a.body)[0]] = true // "app.3 127.0.10.3:… request-id=…"
+		}
+		viaEdge := strings.HasPrefix(url, edgeURL)
+		if viaEdge && len(tasks) < 2 || !viaEdge && len(tasks) != 1 {
+			t.Errorf("%s: one connection reached tasks %v", command, tasks)
+		}
+	default:
+		t.Errorf("%s: no check for this command", command)
+	}
+}
+
+// checkNoTaskAnswers503 checks a request to the edge after scaling to 0:
+// within a few seconds (two DNS answers) the edge answers 503, and at
+// once.
+func checkNoTaskAnswers503(t *testing.T, command, url string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		begin := time.Now()
+		a := fetch(t, http.MethodGet, []string{url})[0]
+		took := time.Since(begin)
+		if a.status == http.StatusServiceUnavailable {
+			if took > 300*time.Millisecond {
+				t.Errorf("%s: 503 after %v, want it at once", command, took)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %d 5s after scaling to 0, want 503", command, a.status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkDecode runs the decode command with the ID its inner curl fetches,
+// with the edge binary for `go run ./cmd/caddy`.
+func checkDecode(t *testing.T, command string) {
+	t.Helper()
+	inner := regexp.MustCompile(`\$\((curl [^)]*)\)`).FindStringSubmatch(command)
+	if inner == nil {
+		t.Fatalf("%s: no $(curl …)", command)
+	}
+	method, urls := curlRequest(t, shellWords(t, inner[1]))
+	id := strings.TrimSpace(fetch(t, method, urls)[0].body)
+	out, err := exec.Command(edge.Binary(t), "sonyflake", "decode", id).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "machine-id=1") {
+		t.Errorf("%s: %v\n%s", command, err, out)
+	}
+}
+
+// answer is one response as curl shows it.
+type answer struct {
+	url    string
+	status int
+	body   string
+}
+
+// fetch requests urls one after another on one connection, as curl does.
+func fetch(t *testing.T, method string, urls []string) []answer {
+	t.Helper()
+	client := &http.Client{
+		Transport: &http.Transport{MaxConnsPerHost: 1},
+		Timeout:   5 * time.Second,
+	}
+	defer client.CloseIdleConnections()
+	var answers []answer
+	for _, url := range urls {
+		req, err := http.NewRequest(method, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		answers = append(answers, answer{url: url, status: resp.StatusCode, body: string(body)})
+	}
+	return answers
+}
+
+// curlRequest reads the method and URLs of a curl command line that uses
+// only -s, -i and -X.
+func curlRequest(t *testing.T, args []string) (method string, urls []string) {
+	t.Helper()
+	method = http.MethodGet
+	for i := 1; i < len(args); i++ {
+		switch arg := args[i]; {
+		case arg == "-s" || arg == "-i":
+		case arg == "-X" && i+1 < len(args):
+			i++
+			method = args[i]
+		case strings.HasPrefix(arg, "http://"):
+			urls = append(urls, arg)
+		default:
+			t.Fatalf("%v: the test knows no curl argument %q", args, arg)
+		}
+	}
+	if len(urls) == 0 {
+		t.Fatalf("%v: no URL", args)
+	}
+	return method, urls
+}
+
+// shellWords splits a command line as a shell would for the quoting the
+// banner uses (single quotes), stopping at a comment.
+func shellWords(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	for rest := strings.TrimSpace(line); rest != "" && !strings.HasPrefix(rest, "#"); rest = strings.TrimSpace(rest) {
+		if strings.HasPrefix(rest, "'") {
+			end := strings.Index(rest[1:], "'")
+			if end < 0 {
+				t.Fatalf("%s: unbalanced quote", line)
+			}
+			words = append(words, rest[1:1+end])
+			rest = rest[2+end:]
+			continue
+		}
+		end := strings.IndexAny(rest, " \t")
+		if end < 0 {
+			end = len(rest)
+		}
+		words = append(words, rest[:end])
+		rest = rest[end:]
+	}
+	return words
+}
