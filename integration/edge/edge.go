@@ -1,6 +1,7 @@
-// Package edge runs the real swarmedge binary (./cmd/caddy) in tests: it
-// starts it with a Caddyfile, waits until the config is live, reloads it and
-// stops it, and shows its output when the test fails.
+// Package edge runs the real swarmedge binary (./cmd/caddy): it starts it
+// with a Caddyfile, waits until the config is live, reloads it and stops it.
+// Tests use Start, which also stops the edge and shows its output when the
+// test fails; other programs (the benchmark runner) use Launch and Stop.
 //
 // Caddyfiles passed to Start and Reload are Go templates over Ports, e.g.
 //
@@ -59,32 +60,74 @@ const (
 	stopTimeout  = 10 * time.Second
 )
 
+// Options describe an edge to launch.
+type Options struct {
+	Caddyfile string   // a template over Ports
+	Env       []string // KEY=VALUE pairs added to this process's environment, e.g. GOGC
+}
+
 // Start runs the edge with caddyfile and returns once its config is live.
 // On error the process is gone and the error includes its output (a build
 // failure of the binary fails the test). The edge is stopped when the test
 // ends, and its output is logged if the test failed.
 func Start(t testing.TB, caddyfile string) (*Edge, error) {
 	t.Helper()
-	dir := t.TempDir()
+	Binary(t) // a build failure fails the test rather than coming back as an error
+	e, err := Launch(Options{Caddyfile: caddyfile})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("edge output:\n%s", e.Output())
+		}
+	})
+	return e, nil
+}
+
+// Launch runs the edge as opts say and returns once its config is live.
+// On error the process is gone and the error includes its output. The
+// caller must Stop the edge, which also removes its temp dir.
+func Launch(opts Options) (*Edge, error) {
+	bin, err := BuildBinary()
+	if err != nil {
+		return nil, err
+	}
+	var ports [3]int
+	for i := range ports {
+		if ports[i], err = FindFreePort(); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "swarmedge-edge-")
+	if err != nil {
+		return nil, err
+	}
 	e := &Edge{
-		Ports:  Ports{HTTPPort: FreePort(t), HTTPSPort: FreePort(t), AdminAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
-		bin:    Binary(t),
+		Ports:  Ports{HTTPPort: ports[0], HTTPSPort: ports[1], AdminAddr: fmt.Sprintf("127.0.0.1:%d", ports[2])},
+		bin:    bin,
 		dir:    dir,
 		exited: make(chan struct{}),
 	}
-	path, err := e.writeCaddyfile(caddyfile)
+	path, err := e.writeCaddyfile(opts.Caddyfile)
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	e.cmd = exec.Command(e.bin, "run", "--config", path, "--adapter", "caddyfile")
 	e.cmd.Dir = dir
 	e.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	e.cmd.Env = append(e.cmd.Env, opts.Env...)
 	e.cmd.Stdout = &e.output
 	e.cmd.Stderr = &e.output
-	// If the test process dies without running cleanups (go test's timeout),
-	// the kernel still kills the edge.
+	// If this process dies without stopping the edge (go test's timeout, a
+	// crash), the kernel still kills the edge.
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := e.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	go func() {
@@ -95,14 +138,6 @@ func Start(t testing.TB, caddyfile string) (*Edge, error) {
 		e.Stop()
 		return nil, fmt.Errorf("%w\nedge output:\n%s", err, e.Output())
 	}
-	t.Cleanup(func() {
-		if err := e.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("edge output:\n%s", e.Output())
-		}
-	})
 	return e, nil
 }
 
@@ -153,19 +188,26 @@ func (e *Edge) URL(path string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", e.HTTPPort, path)
 }
 
+// PID is the edge's process ID.
+func (e *Edge) PID() int {
+	return e.cmd.Process.Pid
+}
+
 // Output is what the edge has written to stdout and stderr so far.
 func (e *Edge) Output() string {
 	return e.output.String()
 }
 
 // Stop sends SIGTERM and waits for the edge to exit, killing it after a
-// grace period. It reports an edge that had exited before (a crash), one
-// that needed killing, and an unclean exit. Later calls do nothing.
+// grace period, then removes its temp dir. It reports an edge that had
+// exited before (a crash), one that needed killing, and an unclean exit.
+// Later calls do nothing.
 func (e *Edge) Stop() error {
 	if e.stopped {
 		return nil
 	}
 	e.stopped = true
+	defer os.RemoveAll(e.dir)
 	select {
 	case <-e.exited:
 		return fmt.Errorf("edge exited before Stop: %v", e.err)
@@ -203,12 +245,21 @@ func (e *Edge) writeCaddyfile(text string) (string, error) {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := FindFreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return port
+}
+
+// FindFreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FindFreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // lockedBuffer collects the output of the process's two pipes while tests
