@@ -60,6 +60,9 @@ func main() {
 		command += " --smoke"
 	}
 	if err := run(ctx, p, dir, command); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted; everything started is stopped (%w)", err)
+		}
 		fail(err)
 	}
 }

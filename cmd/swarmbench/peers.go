@@ -203,6 +203,11 @@ func startHAProxy(sim *swarmsim.Service) (*haproxy, error) {
 		close(h.exited)
 	}()
 	if err := waitServing(h.url(), true, 10*time.Second, h.exited); err != nil {
+		select {
+		case <-h.exited:
+			err = fmt.Errorf("exited at start: %v", h.err)
+		default:
+		}
 		output := h.output()
 		h.stop()
 		return nil, fmt.Errorf("haproxy: %w\nhaproxy output:\n%s", err, output)
