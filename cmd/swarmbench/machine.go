@@ -45,6 +45,7 @@ type machine struct {
 	Go, Caddy    string
 	HAProxy, Wrk string
 	LoadBefore   float64 // 1-minute load average when the run started
+	LoadAfter    float64 // and when it ended (the run itself adds about 2)
 	Start        time.Time
 	Elapsed      time.Duration
 	Command      string

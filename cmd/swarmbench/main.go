@@ -140,6 +140,7 @@ func run(ctx context.Context, p plan, dir, command string) (err error) {
 		return err
 	}
 	m.Elapsed = time.Since(m.Start)
+	m.LoadAfter = loadAverage()
 	if err := writeReport(dir, m, p, res, sim.Name()); err != nil {
 		return err
 	}

@@ -95,7 +95,8 @@ func markdown(m machine, p plan, res *results, service string) string {
 	if m.LoadBefore > 1.5 {
 		load += " — **busy**: other work shared the machine when the run started; expect lower, noisier figures"
 	}
-	w("| load average before the run (1 min) | %s |\n| command | `%s` |\n\n", load, m.Command)
+	w("| load average (1 min) before the run | %s |\n", load)
+	w("| load average (1 min) at its end, the run's own load included | %.2f |\n| command | `%s` |\n\n", m.LoadAfter, m.Command)
 	w("- wrk, the proxy under test and the stand-in share the %d CPUs. The stand-in runs inside the\n", m.CPUs)
 	w("  runner's process (Go `net/http` tasks), so it costs CPU there, and \"direct\" is bounded by it.\n")
 	w("- The edge is the real binary from `./cmd/caddy`, run with `%s`: the Go runtime\n", strings.Join(shippedEdgeEnv, " "))
