@@ -2,7 +2,7 @@
 // one run, against the local Swarm stand-in, and writes BENCHMARKS.md with
 // a chart:
 //
-//	go run ./cmd/swarmbench           # full: 3 rounds, about 10 minutes
+//	go run ./cmd/swarmbench           # full: 3 rounds, about 12 minutes
 //	go run ./cmd/swarmbench --smoke   # 1 short round, report to a temp dir (CI)
 //
 // The scenarios: the ID endpoint's rate against the format's ceiling; the

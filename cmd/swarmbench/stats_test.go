@@ -86,3 +86,27 @@ func TestFormats(t *testing.T) {
 		}
 	}
 }
+
+func TestClearlyBelow(t *testing.T) {
+	ours := spread{Median: 100, Min: 90, Max: 110, N: 3}
+	for _, tc := range []struct {
+		theirs spread
+		want   bool
+	}{
+		{spread{Median: 50, Min: 40, Max: 60, N: 3}, true},  // lower in every round
+		{spread{Median: 80, Min: 70, Max: 95, N: 3}, false}, // their worst round overlaps our best
+		{spread{Median: 97, Min: 96, Max: 98, N: 3}, false}, // within 5 %
+		{spread{Median: 50, Min: 50, Max: 50, N: 1}, true},  // one round: the median decides
+	} {
+		if got := clearlyBelow(tc.theirs, ours); got != tc.want {
+			t.Errorf("clearlyBelow(%+v, %+v) = %v, want %v", tc.theirs, ours, got, tc.want)
+		}
+	}
+	// Higher is better: negated, 2.5× our rate in every round is a gap; 1.03× is not.
+	if !clearlyBelow(negate(spread{250, 240, 260, 3}), negate(ours)) {
+		t.Error("a peer at 2.5× our rate is not a gap")
+	}
+	if clearlyBelow(negate(spread{103, 102, 104, 3}), negate(ours)) {
+		t.Error("a peer at 1.03× our rate is a gap")
+	}
+}
