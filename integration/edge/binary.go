@@ -23,15 +23,22 @@ var (
 	buildErr   error
 )
 
-// Binary returns the path of the edge binary: $SWARMEDGE_CADDY, or
-// ./cmd/caddy of this module, built once per test process.
+// Binary returns the path of the edge binary, failing the test when it
+// cannot be built; see BuildBinary.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() { binaryPath, buildErr = findOrBuild() })
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	path, err := BuildBinary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binaryPath
+	return path
+}
+
+// BuildBinary returns the path of the edge binary: $SWARMEDGE_CADDY, or
+// ./cmd/caddy of the module in the working directory, built once per process.
+func BuildBinary() (string, error) {
+	buildOnce.Do(func() { binaryPath, buildErr = findOrBuild() })
+	return binaryPath, buildErr
 }
 
 func findOrBuild() (string, error) {

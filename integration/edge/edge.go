@@ -44,7 +44,9 @@ type Ports struct {
 }
 
 // Node is what outlives one edge process: its ports and its directory,
-// which holds the Caddyfile and Caddy's data and config directories.
+// which holds the Caddyfile and Caddy's data and config directories. Edges
+// started one after another from one node find the certificates and
+// config of the one before.
 type Node struct {
 	Ports
 	dir string
@@ -65,6 +67,7 @@ type Edge struct {
 
 	bin     string
 	dir     string
+	ownsDir bool // Launch made dir for this edge alone: Stop removes it
 	cmd     *exec.Cmd
 	output  lockedBuffer
 	exited  chan struct{} // closed when the process has exited
@@ -76,6 +79,12 @@ const (
 	readyTimeout = 30 * time.Second
 	stopTimeout  = 10 * time.Second
 )
+
+// Options describe an edge to launch.
+type Options struct {
+	Caddyfile string   // a template over Ports
+	Env       []string // KEY=VALUE pairs added to this process's environment, e.g. GOGC
+}
 
 // Start runs an edge with caddyfile on a new Node and returns once its
 // config is live. On error the process is gone and the error includes its
@@ -90,24 +99,70 @@ func Start(t testing.TB, caddyfile string) (*Edge, error) {
 // Start does; one edge of a node runs at a time.
 func (n *Node) Start(t testing.TB, caddyfile string) (*Edge, error) {
 	t.Helper()
-	dir := n.dir
+	e, err := n.launch(Binary(t), Options{Caddyfile: caddyfile})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("edge output:\n%s", e.Output())
+		}
+	})
+	return e, nil
+}
+
+// Launch runs an edge as opts say, for programs other than tests, and
+// returns once its config is live. On error the process is gone and the
+// error includes its output. The caller must Stop the edge, which also
+// removes its temp dir.
+func Launch(opts Options) (*Edge, error) {
+	bin, err := BuildBinary()
+	if err != nil {
+		return nil, err
+	}
+	var ports [3]int
+	for i := range ports {
+		if ports[i], err = FindFreePort(); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "swarmedge-edge-")
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Ports: Ports{HTTPPort: ports[0], HTTPSPort: ports[1], AdminAddr: fmt.Sprintf("127.0.0.1:%d", ports[2])}, dir: dir}
+	e, err := n.launch(bin, opts)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	e.ownsDir = true
+	return e, nil
+}
+
+// launch runs bin on the node and waits until its config is live.
+func (n *Node) launch(bin string, opts Options) (*Edge, error) {
 	e := &Edge{
 		Ports:  n.Ports,
-		bin:    Binary(t),
-		dir:    dir,
+		bin:    bin,
+		dir:    n.dir,
 		exited: make(chan struct{}),
 	}
-	path, err := e.writeCaddyfile(caddyfile)
+	path, err := e.writeCaddyfile(opts.Caddyfile)
 	if err != nil {
 		return nil, err
 	}
 	e.cmd = exec.Command(e.bin, "run", "--config", path, "--adapter", "caddyfile")
-	e.cmd.Dir = dir
-	e.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	e.cmd.Dir = e.dir
+	e.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(e.dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(e.dir, "config"))
+	e.cmd.Env = append(e.cmd.Env, opts.Env...)
 	e.cmd.Stdout = &e.output
 	e.cmd.Stderr = &e.output
-	// If the test process dies without running cleanups (go test's timeout),
-	// the kernel still kills the edge.
+	// If this process dies without stopping the edge (go test's timeout, a
+	// crash), the kernel still kills the edge.
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := e.cmd.Start(); err != nil {
 		return nil, err
@@ -120,14 +175,6 @@ func (n *Node) Start(t testing.TB, caddyfile string) (*Edge, error) {
 		e.Stop()
 		return nil, fmt.Errorf("%w\nedge output:\n%s", err, e.Output())
 	}
-	t.Cleanup(func() {
-		if err := e.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("edge output:\n%s", e.Output())
-		}
-	})
 	return e, nil
 }
 
@@ -178,19 +225,28 @@ func (e *Edge) URL(path string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", e.HTTPPort, path)
 }
 
+// PID is the edge's process ID.
+func (e *Edge) PID() int {
+	return e.cmd.Process.Pid
+}
+
 // Output is what the edge has written to stdout and stderr so far.
 func (e *Edge) Output() string {
 	return e.output.String()
 }
 
 // Stop sends SIGTERM and waits for the edge to exit, killing it after a
-// grace period. It reports an edge that had exited before (a crash), one
-// that needed killing, and an unclean exit. Later calls do nothing.
+// grace period, then removes the temp dir Launch made for it. It reports an edge that had
+// exited before (a crash), one that needed killing, and an unclean exit.
+// Later calls do nothing.
 func (e *Edge) Stop() error {
 	if e.stopped {
 		return nil
 	}
 	e.stopped = true
+	if e.ownsDir {
+		defer os.RemoveAll(e.dir)
+	}
 	select {
 	case <-e.exited:
 		return fmt.Errorf("edge exited before Stop: %v", e.err)
@@ -228,12 +284,21 @@ func (e *Edge) writeCaddyfile(text string) (string, error) {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := FindFreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return port
+}
+
+// FindFreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FindFreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // lockedBuffer collects the output of the process's two pipes while tests
