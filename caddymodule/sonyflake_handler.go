@@ -20,7 +20,8 @@ func init() {
 
 const (
 	// endpointMaxWait bounds the wait for IDs: past it the endpoint answers
-	// 503 (the clock is far behind the last ID) rather than hold the request.
+	// 503 (demand far above the ceiling, or the clock far behind the last
+	// ID) rather than hold the request.
 	endpointMaxWait = time.Second
 
 	// maxCount is the largest batch one request may ask for.
@@ -97,7 +98,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	switch {
 	case errors.As(err, &wait):
 		hdr["Retry-After"] = []string{strconv.FormatInt(int64((wait.Wait+time.Second-1)/time.Second), 10)}
-		writeLine(w, http.StatusServiceUnavailable, fmt.Sprintf("no ID available within %s: the clock is behind the last ID issued", endpointMaxWait))
+		writeLine(w, http.StatusServiceUnavailable, fmt.Sprintf("no ID available within %s: IDs are asked for faster than the layout's ceiling, or the clock is behind the last ID issued", endpointMaxWait))
 		return nil
 	case err != nil:
 		return caddyhttp.Error(http.StatusInternalServerError, err)
