@@ -3,6 +3,7 @@ package integration
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -146,4 +147,16 @@ func checkFreshID(t testing.TB, flake *sonyflake.Sonyflake, machineID int, id in
 			t.Errorf("JSON fields %+v, want the library's decomposition %+v", *obj, want)
 		}
 	}
+}
+
+// echoBackend is an upstream that answers with the X-Request-ID it
+// received as the body, and sends an X-Request-ID of its own that the edge
+// must replace.
+func echoBackend(t testing.TB) *httptest.Server {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-ID", "from-upstream")
+		_, _ = io.WriteString(w, r.Header.Get("X-Request-ID"))
+	}))
+	t.Cleanup(backend.Close)
+	return backend
 }

@@ -2,11 +2,15 @@ package integration
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,4 +247,293 @@ func hostHasAddressIn(t *testing.T, prefix netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// reloadLayouts are the layouts the edge goes through in
+// TestNoDuplicatesAcrossReloads, one per config, all with one machine ID.
+// Each scales the time field differently (unit per 2^(sequence+machine ID
+// bits) differs by at least 1.5× between any two), so an ID decodes to a
+// time near now in exactly one of them: that tells which layout minted it.
+var reloadLayouts = []struct {
+	unit         time.Duration
+	sequenceBits int
+}{
+	{10 * time.Millisecond, 8}, // the default
+	{10 * time.Millisecond, 7},
+	{time.Millisecond, 7},
+	{time.Millisecond, 7}, // unchanged: the same generator goes on
+	{5 * time.Millisecond, 8},
+	{3 * time.Millisecond, 8},
+}
+
+const reloadMachineID = 909
+
+func reloadCaddyfile(generation int, backendURL string) string {
+	l := reloadLayouts[generation]
+	// The generation header makes each reload a real one, also where the
+	// layout stays (Caddy skips a config equal to the running one).
+	return globalOptions + fmt.Sprintf(`	sonyflake {
+		machine_id %d
+		time_unit %s
+		sequence_bits %d
+	}
+}
+http://127.0.0.1:{{.HTTPPort}} {
+	header X-Config-Generation %d
+	handle /id {
+		sonyflake
+	}
+	handle {
+		request_id
+		reverse_proxy %s
+	}
+}
+`, reloadMachineID, l.unit, l.sequenceBits, generation, backendURL)
+}
+
+// TestNoDuplicatesAcrossReloads hammers the ID endpoint and a proxied path
+// with request_id while the edge reloads its config 5 times, 4 of them
+// changing the layout under one machine ID: no request fails, no ID comes
+// twice, and every layout's IDs are later than all IDs before it.
+func TestNoDuplicatesAcrossReloads(t *testing.T) {
+	backend := echoBackend(t)
+	testStart := time.Now()
+	e := startEdge(t, reloadCaddyfile(0, backend.URL))
+
+	load := newIDLoad(e)
+	for range 2 {
+		load.run(load.hammerEndpoint)
+		load.run(load.hammerProxied)
+	}
+	for generation := range reloadLayouts {
+		if generation > 0 {
+			if err := e.Reload(reloadCaddyfile(generation, backend.URL)); err != nil {
+				load.stop()
+				t.Fatal(err)
+			}
+		}
+		// Some IDs from each config, whatever the speed of this machine.
+		if err := load.waitForRequests(10, 100, 20*time.Second); err != nil {
+			load.stop()
+			t.Fatalf("config %d: %v", generation, err)
+		}
+	}
+	results := load.stop()
+	testEnd := time.Now()
+
+	if len(results.failures) > 0 {
+		t.Errorf("%d failed requests, e.g. %q", len(results.failures), results.failures[:min(5, len(results.failures))])
+	}
+	seen := make(map[int64]bool, len(results.ids))
+	duplicates := 0
+	for _, id := range results.ids {
+		if seen[id] {
+			duplicates++
+		}
+		seen[id] = true
+	}
+	if duplicates > 0 {
+		t.Errorf("%d duplicate IDs among %d", duplicates, len(results.ids))
+	}
+	t.Logf("%d IDs (%d from X-Request-ID); %d proxied responses without an ID", len(results.ids), results.stamped, results.unstamped)
+	if results.stamped == 0 {
+		t.Error("no proxied response carried an ID")
+	}
+
+	// Sort the IDs by the layout that minted them; layouts[i] is the ith
+	// distinct layout in config order.
+	type layoutIDs struct {
+		flake      *sonyflake.Sonyflake
+		unit       time.Duration
+		first, end time.Time // first ID's instant, last ID's unit end
+		count      int
+	}
+	var layouts []*layoutIDs
+	for i, l := range reloadLayouts {
+		if i == 0 || l != reloadLayouts[i-1] {
+			layouts = append(layouts, &layoutIDs{
+				flake: referenceFlake(t, sonyflake.Settings{TimeUnit: l.unit, BitsSequence: l.sequenceBits}, reloadMachineID),
+				unit:  l.unit,
+			})
+		}
+	}
+	for _, id := range results.ids {
+		var minter *layoutIDs
+		for _, l := range layouts {
+			at := l.flake.ToTime(id)
+			if l.flake.Decompose(id)["machine"] != reloadMachineID || at.Before(testStart.Add(-time.Second)) || at.After(testEnd.Add(time.Second)) {
+				continue
+			}
+			if minter != nil {
+				t.Fatalf("ID %d decodes to now in two layouts: the test's layouts are too alike", id)
+			}
+			minter = l
+			if l.count == 0 || at.Before(l.first) {
+				l.first = at
+			}
+			l.end = maxTime(l.end, at.Add(l.unit))
+			l.count++
+		}
+		if minter == nil {
+			t.Errorf("ID %d decodes to machine ID %d and a time within the test in none of the layouts", id, reloadMachineID)
+		}
+	}
+	var earlierEnd time.Time
+	for i, l := range layouts {
+		if l.count == 0 {
+			t.Errorf("layout %d minted no ID", i)
+			continue
+		}
+		if i > 0 && l.first.Before(earlierEnd) {
+			t.Errorf("layout %d's first ID is at %s, before the end of an earlier layout's last ID's time unit, %s",
+				i, l.first.UTC().Format(time.RFC3339Nano), earlierEnd.UTC().Format(time.RFC3339Nano))
+		}
+		earlierEnd = maxTime(earlierEnd, l.end)
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// idLoad runs client goroutines against an edge and collects the IDs they
+// get. Its goroutines record failures instead of failing the test.
+type idLoad struct {
+	edge     *edge.Edge
+	client   *http.Client
+	done     chan struct{}
+	wg       sync.WaitGroup
+	endpoint atomic.Int64 // requests answered by the ID endpoint
+	proxied  atomic.Int64 // requests answered through reverse_proxy
+
+	mu      sync.Mutex
+	results idLoadResults
+}
+
+type idLoadResults struct {
+	ids       []int64
+	failures  []string
+	stamped   int // proxied responses with an ID
+	unstamped int // proxied responses without one
+}
+
+func newIDLoad(e *edge.Edge) *idLoad {
+	return &idLoad{
+		edge:   e,
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}},
+		done:   make(chan struct{}),
+	}
+}
+
+// run starts a goroutine that calls request until stop.
+func (l *idLoad) run(request func() (idLoadResults, error)) {
+	l.wg.Go(func() {
+		var mine idLoadResults
+		for {
+			select {
+			case <-l.done:
+				l.mu.Lock()
+				l.results.ids = append(l.results.ids, mine.ids...)
+				l.results.failures = append(l.results.failures, mine.failures...)
+				l.results.stamped += mine.stamped
+				l.results.unstamped += mine.unstamped
+				l.mu.Unlock()
+				return
+			default:
+			}
+			got, err := request()
+			if err != nil {
+				mine.failures = append(mine.failures, err.Error())
+				continue
+			}
+			mine.ids = append(mine.ids, got.ids...)
+			mine.stamped += got.stamped
+			mine.unstamped += got.unstamped
+		}
+	})
+}
+
+// stop ends the load and returns what it collected.
+func (l *idLoad) stop() idLoadResults {
+	close(l.done)
+	l.wg.Wait()
+	return l.results
+}
+
+// waitForRequests returns once the endpoint and the proxied path have each
+// answered the given number of requests more than when it was called.
+func (l *idLoad) waitForRequests(endpoint, proxied int64, timeout time.Duration) error {
+	endpointGoal, proxiedGoal := l.endpoint.Load()+endpoint, l.proxied.Load()+proxied
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if l.endpoint.Load() >= endpointGoal && l.proxied.Load() >= proxiedGoal {
+			return nil
+		}
+	}
+	return fmt.Errorf("within %s, fewer than %d endpoint and %d proxied requests answered", timeout, endpoint, proxied)
+}
+
+// hammerEndpoint asks the ID endpoint for 20 IDs.
+func (l *idLoad) hammerEndpoint() (idLoadResults, error) {
+	status, _, body, err := l.get("/id?count=20&format=text")
+	if err != nil {
+		return idLoadResults{}, err
+	}
+	l.endpoint.Add(1)
+	if status != http.StatusOK {
+		return idLoadResults{}, fmt.Errorf("ID endpoint: status %d: %s", status, body)
+	}
+	var got idLoadResults
+	for line := range strings.SplitSeq(strings.TrimSuffix(body, "\n"), "\n") {
+		id, err := strconv.ParseInt(line, 10, 64)
+		if err != nil {
+			return idLoadResults{}, fmt.Errorf("ID endpoint: line %q: %v", line, err)
+		}
+		got.ids = append(got.ids, id)
+	}
+	if len(got.ids) != 20 {
+		return idLoadResults{}, fmt.Errorf("ID endpoint: %d IDs, want 20", len(got.ids))
+	}
+	return got, nil
+}
+
+// hammerProxied sends a request through request_id and reverse_proxy; the
+// echo backend answers with the ID it received.
+func (l *idLoad) hammerProxied() (idLoadResults, error) {
+	status, header, body, err := l.get("/proxied")
+	if err != nil {
+		return idLoadResults{}, err
+	}
+	l.proxied.Add(1)
+	ids := header.Values("X-Request-ID")
+	switch {
+	case status != http.StatusOK:
+		return idLoadResults{}, fmt.Errorf("proxied: status %d: %s", status, body)
+	case body == "":
+		// Stamping waits at most one time unit, the new config's: just
+		// after a reload to a shorter unit, the successor's first unit
+		// (after the predecessor's last) can be further away. Served
+		// without an ID, as documented; the client then sees no edge ID,
+		// only what the upstream sent.
+		return idLoadResults{unstamped: 1}, nil
+	case len(ids) != 1 || ids[0] != body:
+		return idLoadResults{}, fmt.Errorf("proxied: client got X-Request-ID %q, backend %q", ids, body)
+	}
+	id, err := strconv.ParseInt(ids[0], 10, 64)
+	if err != nil {
+		return idLoadResults{}, fmt.Errorf("proxied: X-Request-ID %q: %v", ids[0], err)
+	}
+	return idLoadResults{ids: []int64{id}, stamped: 1}, nil
+}
+
+func (l *idLoad) get(path string) (status int, header http.Header, body string, err error) {
+	resp, err := l.client.Get(l.edge.URL(path))
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b), err
 }
