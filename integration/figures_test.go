@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/swarmedge/swarmedge/integration/edge"
 )
 
 // Figures of the real binary under wrk on loopback. They time things, so
@@ -20,7 +23,9 @@ import (
 //	SWARMEDGE_FIGURES=1 go test ./integration -run Figures -v -count=1 -timeout 10m
 //
 // Client (wrk), edge and backend share the machine's CPUs: compare figures
-// of one run with each other, and mind the load average each one logs.
+// of one run with each other, and mind the load average each one logs. The
+// edge's CPU time per request (from its process_cpu_seconds_total) is
+// steadier than requests/s on a busy machine.
 
 const figuresEnv = "SWARMEDGE_FIGURES"
 
@@ -51,13 +56,13 @@ func TestFiguresIDEndpoint(t *testing.T) {
 		{"/id", 1},
 		{"/id?count=1000", 1000},
 	} {
-		res := runWrk(t, "-t2", "-c32", "-d10s", e.URL(c.path))
+		res := runWrk(t, e, "-t2", "-c32", "-d10s", e.URL(c.path))
 		// Only 2xx responses carry IDs; the rest are 503s (no IDs within
 		// the endpoint's 1 s bound) or worse.
 		okRPS := res.rps * float64(res.requests-res.non2xx) / float64(res.requests)
 		ids := okRPS * float64(c.idsPerReq)
-		t.Logf("wrk -t2 -c32 -d10s %s: %.0f requests/s, of them %.0f/s 2xx: %.0f IDs/s (%.1f %% of 25,600/s); %d requests, %d not 2xx/3xx, socket errors: %s",
-			c.path, res.rps, okRPS, ids, 100*ids/25600, res.requests, res.non2xx, res.socketErrors)
+		t.Logf("wrk -t2 -c32 -d10s %s: %.0f requests/s, of them %.0f/s 2xx: %.0f IDs/s (%.1f %% of 25,600/s); %d requests, %d not 2xx/3xx, socket errors: %s; edge CPU %.1f µs/request",
+			c.path, res.rps, okRPS, ids, 100*ids/25600, res.requests, res.non2xx, res.socketErrors, res.cpuPerRequest.Seconds()*1e6)
 	}
 }
 
@@ -93,23 +98,25 @@ http://127.0.0.1:{{.HTTPPort}} {
 	variants := []string{"/plain", "/request_id", "/uuid"}
 	const rounds = 3
 	rps := make(map[string][]float64)
+	cpu := make(map[string][]float64) // edge CPU µs per request
 	for round := range rounds {
 		// Each round starts with another variant: no variant always
 		// follows the same one.
 		for i := range variants {
 			v := variants[(round+i)%len(variants)]
-			res := runWrk(t, "-t2", "-c30", "-d5s", e.URL(v))
+			res := runWrk(t, e, "-t2", "-c30", "-d5s", e.URL(v))
 			if res.non2xx > 0 || res.socketErrors != "none" {
 				t.Errorf("%s: %d responses not 2xx/3xx, socket errors: %s", v, res.non2xx, res.socketErrors)
 			}
 			rps[v] = append(rps[v], res.rps)
+			cpu[v] = append(cpu[v], res.cpuPerRequest.Seconds()*1e6)
 		}
 	}
-	plain := median(rps["/plain"])
+	plainRPS, plainCPU := median(rps["/plain"]), median(cpu["/plain"])
 	for _, v := range variants {
-		m := median(rps[v])
-		t.Logf("wrk -t2 -c30 -d5s %-12s median %.0f requests/s (rounds %.0f), %.3f × plain (cost %+.1f %%)",
-			v, m, rps[v], m/plain, 100*(1-m/plain))
+		m, c := median(rps[v]), median(cpu[v])
+		t.Logf("wrk -t2 -c30 -d5s %-12s median %.0f requests/s (rounds %.0f), %.3f × plain; edge CPU median %.1f µs/request (rounds %.1f), %.3f × plain",
+			v, m, rps[v], m/plainRPS, c, cpu[v], c/plainCPU)
 	}
 }
 
@@ -119,6 +126,9 @@ type wrkResult struct {
 	requests     int64
 	non2xx       int64
 	socketErrors string // "none", or wrk's line
+	// cpuPerRequest is the edge process's CPU time over the run per
+	// request.
+	cpuPerRequest time.Duration
 }
 
 var (
@@ -128,9 +138,12 @@ var (
 	wrkSocket   = regexp.MustCompile(`Socket errors: (.*)`)
 )
 
-func runWrk(t *testing.T, args ...string) wrkResult {
+// runWrk runs wrk against e with args and reads its report.
+func runWrk(t *testing.T, e *edge.Edge, args ...string) wrkResult {
 	t.Helper()
+	cpuBefore := edgeCPUTime(t, e)
 	out, err := exec.Command("wrk", args...).CombinedOutput()
+	cpu := edgeCPUTime(t, e) - cpuBefore
 	if err != nil {
 		t.Fatalf("wrk %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -148,7 +161,26 @@ func runWrk(t *testing.T, args ...string) wrkResult {
 	if m := wrkSocket.FindStringSubmatch(report); m != nil {
 		res.socketErrors = m[1]
 	}
+	res.cpuPerRequest = cpu / time.Duration(max(res.requests, 1))
 	return res
+}
+
+var processCPU = regexp.MustCompile(`(?m)^process_cpu_seconds_total ([0-9.e+]+)$`)
+
+// edgeCPUTime is the CPU time the edge process has used, from the metrics
+// of its admin endpoint.
+func edgeCPUTime(t *testing.T, e *edge.Edge) time.Duration {
+	t.Helper()
+	resp, body := get(t, http.MethodGet, "http://"+e.AdminAddr+"/metrics", nil)
+	m := processCPU.FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("edge metrics: %d, no process_cpu_seconds_total", resp.StatusCode)
+	}
+	seconds, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(seconds * float64(time.Second))
 }
 
 func median(xs []float64) float64 {
