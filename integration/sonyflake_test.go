@@ -114,6 +114,55 @@ func TestIDEndpoint(t *testing.T) {
 		}
 	})
 
+	t.Run("over the ceiling", func(t *testing.T) {
+		// 60 batches of 1000 at once: 2.3 s of the format's 25,600 IDs/s,
+		// past the endpoint's 1 s bound for the later ones.
+		const batches = 60
+		type answer struct {
+			resp *http.Response
+			body string
+		}
+		answers := make(chan answer, batches)
+		for range batches {
+			go func() {
+				resp, err := http.Get(e.URL("/id?count=1000&format=text"))
+				if err != nil {
+					answers <- answer{}
+					return
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				answers <- answer{resp, string(body)}
+			}()
+		}
+		seen := make(map[int64]bool)
+		refused := 0
+		for range batches {
+			a := <-answers
+			switch {
+			case a.resp == nil:
+				t.Fatal("request failed")
+			case a.resp.StatusCode == http.StatusOK:
+				for _, id := range parseIDLines(t, a.body) {
+					if seen[id] {
+						t.Fatalf("ID %d served twice", id)
+					}
+					seen[id] = true
+				}
+			case a.resp.StatusCode == http.StatusServiceUnavailable:
+				refused++
+				if line, rest, _ := strings.Cut(a.body, "\n"); line == "" || rest != "" || a.resp.Header.Get("Retry-After") == "" {
+					t.Errorf("503: Retry-After %q, body %q; want Retry-After and a one-line reason", a.resp.Header.Get("Retry-After"), a.body)
+				}
+			default:
+				t.Errorf("status %d: %s", a.resp.StatusCode, a.body)
+			}
+		}
+		if refused == 0 || refused == batches {
+			t.Errorf("%d of %d batches refused with 503, want some but not all", refused, batches)
+		}
+	})
+
 	t.Run("decode command", func(t *testing.T) {
 		_, body := get(t, http.MethodGet, e.URL("/id"), nil)
 		obj := parseIDObjects(t, body, false)[0]
