@@ -98,7 +98,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	switch {
 	case errors.As(err, &wait):
 		hdr["Retry-After"] = []string{strconv.FormatInt(int64((wait.Wait+time.Second-1)/time.Second), 10)}
-		writeLine(w, http.StatusServiceUnavailable, fmt.Sprintf("no ID available within %s: IDs are asked for faster than the layout's ceiling, or the clock is behind the last ID issued", endpointMaxWait))
+		writeLine(w, http.StatusServiceUnavailable, fmt.Sprintf("no ID available within %s: demand is above the format's ceiling, or the clock is behind the last ID issued", endpointMaxWait))
 		return nil
 	case err != nil:
 		return caddyhttp.Error(http.StatusInternalServerError, err)
