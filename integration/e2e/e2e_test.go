@@ -76,7 +76,7 @@ func buildImages(t *testing.T, root string) {
 
 	edgeContext := t.TempDir()
 	copyFile(t, filepath.Join(bin, "caddy"), filepath.Join(edgeContext, "caddy"))
-	copyFile(t, filepath.Join(root, "deploy", "Caddyfile"), filepath.Join(edgeContext, "Caddyfile"))
+	copyFile(t, filepath.Join(root, "Caddyfile.example"), filepath.Join(edgeContext, "Caddyfile.example"))
 	buildImage(t, edgeImage, filepath.Join(root, "deploy", "Dockerfile.scratch"), edgeContext)
 
 	appContext := t.TempDir()
@@ -118,7 +118,7 @@ func joinSwarm(t *testing.T) {
 func testServices(t *testing.T, root string) {
 	docker(t, "network", "create", "--driver", "overlay", "--attachable", "--subnet", networkCIDR, network)
 	cleanup(t, "network", func() error { return removeNetwork(t, network) })
-	docker(t, "config", "create", caddyConfig, filepath.Join(root, "deploy", "Caddyfile"))
+	docker(t, "config", "create", caddyConfig, filepath.Join(root, "Caddyfile.example"))
 	cleanup(t, "config", func() error { _, err := tryDocker(nil, "config", "rm", caddyConfig); return err })
 
 	docker(t, "service", "create", "--detach", "--name", appService, "--network", network,
