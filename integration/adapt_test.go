@@ -62,6 +62,7 @@ func TestAdaptExample(t *testing.T) {
 			"SWARMEDGE_HTTP_PORT":    "8000",
 			"SWARMEDGE_ADMIN":        "127.0.0.1:2999",
 			"SWARMEDGE_BIND":         "127.0.0.1",
+			"SWARMEDGE_METRICS_PORT": "9100",
 		}},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {

@@ -41,6 +41,7 @@ import (
 type options struct {
 	edge    netip.AddrPort // the edge's HTTP site
 	admin   netip.AddrPort // the edge's admin API
+	metrics netip.AddrPort // the edge's metrics site
 	control netip.AddrPort // the stand-in's control API; port 0 picks one
 	service swarmsim.Config
 }
@@ -50,9 +51,10 @@ func main() {
 	log.SetPrefix("demo: ")
 
 	var opts options
-	var edgePort, adminPort, controlPort, taskPort uint
+	var edgePort, adminPort, metricsPort, controlPort, taskPort uint
 	flag.UintVar(&edgePort, "http", 8080, "the edge's HTTP `port`")
 	flag.UintVar(&adminPort, "admin", 2019, "the edge's admin API `port`")
+	flag.UintVar(&metricsPort, "metrics", 9180, "the `port` of the edge's /metrics and /healthz")
 	flag.UintVar(&controlPort, "control", 7070, "the stand-in's control API `port`")
 	flag.UintVar(&taskPort, "task-port", 0, "`port` of the tasks and the VIP (0: a free one)")
 	flag.IntVar(&opts.service.Replicas, "replicas", 5, "number of tasks to start")
@@ -60,7 +62,7 @@ func main() {
 	if flag.NArg() > 0 {
 		log.Fatalf("unexpected arguments: %v", flag.Args())
 	}
-	for _, p := range []uint{edgePort, adminPort, controlPort, taskPort} {
+	for _, p := range []uint{edgePort, adminPort, metricsPort, controlPort, taskPort} {
 		if p > 65535 {
 			log.Fatalf("port %d out of range", p)
 		}
@@ -68,6 +70,7 @@ func main() {
 	loopback := netip.MustParseAddr("127.0.0.1")
 	opts.edge = netip.AddrPortFrom(loopback, uint16(edgePort))
 	opts.admin = netip.AddrPortFrom(loopback, uint16(adminPort))
+	opts.metrics = netip.AddrPortFrom(loopback, uint16(metricsPort))
 	opts.control = netip.AddrPortFrom(loopback, uint16(controlPort))
 	opts.service.Port = uint16(taskPort)
 
@@ -124,6 +127,7 @@ func startEdge(service *swarmsim.Service, opts options) error {
 		"SWARMEDGE_HTTP_PORT":    strconv.Itoa(int(opts.edge.Port())),
 		"SWARMEDGE_ADMIN":        opts.admin.String(),
 		"SWARMEDGE_BIND":         opts.edge.Addr().String(),
+		"SWARMEDGE_METRICS_PORT": strconv.Itoa(int(opts.metrics.Port())),
 	} {
 		os.Setenv(name, value)
 	}
@@ -163,16 +167,19 @@ func stopEdge() {
 }
 
 // printBanner says what runs where and what to try. The test runs every
-// command that starts with curl, so keep to its flags: -s, -i, -X.
+// command that starts with curl, so keep to its flags (-s, -i, -X) and to
+// `| grep <text>`.
 func printBanner(out io.Writer, service *swarmsim.Service, opts options, controlURL string) {
 	edgeURL := "http://" + opts.edge.String()
 	adminURL := "http://" + opts.admin.String()
+	metricsURL := "http://" + opts.metrics.String()
 	vipURL := "http://" + service.VIP().String()
 	p := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 
 	p("swarmedge demo: the edge and a Swarm stand-in in one process (Ctrl-C stops both)")
 	p("  edge      %s   Caddyfile.example, service %q on port %d", edgeURL, service.Name(), service.Port())
 	p("  admin     %s", adminURL)
+	p("  metrics   %s/metrics", metricsURL)
 	p("  tasks     %d on 127.0.10.x:%d, each answering with its name", len(service.Tasks()), service.Port())
 	p("  VIP       %s   (like IPVS: one task per TCP connection)", vipURL)
 	p("  DNS       %s   tasks.%s, like Docker's 127.0.0.11", service.DNS(), service.Name())
@@ -191,6 +198,8 @@ func printBanner(out io.Writer, service *swarmsim.Service, opts options, control
 	p("Requests per task so far, and what the edge knows:")
 	p("  curl -s %s/counts", controlURL)
 	p("  curl -s %s/swarm/upstreams", adminURL)
+	p("The plugin's metrics (IDs minted, DNS refreshes, …), beside Caddy's on /metrics:")
+	p("  curl -s %s/metrics | grep swarmedge_", metricsURL)
 	p("")
 	p("Change the service (then repeat the commands above; the edge logs what it sees):")
 	p("  curl -s -X POST '%s/scale?n=8'", controlURL)

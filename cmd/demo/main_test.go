@@ -29,6 +29,7 @@ func TestDemoCommandsWork(t *testing.T) {
 	opts := options{
 		edge:    netip.AddrPortFrom(loopback, uint16(edge.FreePort(t))),
 		admin:   netip.AddrPortFrom(loopback, uint16(edge.FreePort(t))),
+		metrics: netip.AddrPortFrom(loopback, uint16(edge.FreePort(t))),
 		control: netip.AddrPortFrom(loopback, 0),
 		service: swarmsim.Config{Replicas: 5},
 	}
@@ -50,7 +51,7 @@ func TestDemoCommandsWork(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the demo did not stop within 10s of Ctrl-C")
 		}
-		for _, addr := range []netip.AddrPort{opts.edge, opts.admin} {
+		for _, addr := range []netip.AddrPort{opts.edge, opts.admin, opts.metrics} {
 			if conn, err := net.Dial("tcp", addr.String()); err == nil {
 				conn.Close()
 				t.Errorf("%s still accepts connections after the demo stopped", addr)
@@ -77,8 +78,8 @@ func TestDemoCommandsWork(t *testing.T) {
 			checkDecode(t, command)
 			continue
 		}
-		args := shellWords(t, command)
-		method, urls := curlRequest(t, args)
+		curl, pattern, piped := strings.Cut(command, " | grep ")
+		method, urls := curlRequest(t, shellWords(t, curl))
 		switch {
 		case method == http.MethodPost:
 			for _, resp := range fetch(t, method, urls) {
@@ -91,6 +92,8 @@ func TestDemoCommandsWork(t *testing.T) {
 			}
 		case scaledToZero && urls[0] == edgeURL+"/":
 			checkNoTaskAnswers503(t, command, urls[0])
+		case piped:
+			checkGrep(t, command, fetch(t, method, urls)[0], pattern)
 		default:
 			checkAnswer(t, command, edgeURL, fetch(t, method, urls))
 		}
@@ -148,6 +151,21 @@ func checkAnswer(t *testing.T, command, edgeURL string, answers []answer) {
 	default:
 		t.Errorf("%s: no check for this command", command)
 	}
+}
+
+// checkGrep checks that a GET piped into grep prints something: the
+// answer is 200 and some line of it contains pattern.
+func checkGrep(t *testing.T, command string, a answer, pattern string) {
+	t.Helper()
+	if a.status != http.StatusOK {
+		t.Fatalf("%s: %d %s", command, a.status, a.body)
+	}
+	for line := range strings.Lines(a.body) {
+		if strings.Contains(line, pattern) {
+			return
+		}
+	}
+	t.Errorf("%s: no line of the answer contains %q", command, pattern)
 }
 
 // checkNoTaskAnswers503 checks a request to the edge after scaling to 0:

@@ -44,6 +44,7 @@ func exampleTemplate(t *testing.T, s *swarmsim.Service) string {
 		"SWARMEDGE_RESOLVERS":    s.DNS().String(),
 		"SWARMEDGE_OVERLAY_CIDR": "127.0.0.0/16", // the edge's "overlay" address is 127.0.0.1
 		"SWARMEDGE_BIND":         "127.0.0.1",
+		"SWARMEDGE_METRICS_PORT": strconv.Itoa(edge.FreePort(t)),
 	} {
 		t.Setenv(name, value)
 	}

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmedge/swarmedge/integration/load"
 )
 
 // The tests' own overlay network and services; the stack gets another
@@ -43,9 +44,6 @@ const (
 	clientImage     = "swarmedge-e2e/loadclient:test"
 	prometheusImage = "swarmedge-e2e/prometheus:test"
 )
-
-// machineIDBits is the Sonyflake layout's machine ID width (the default).
-const machineIDBits = 16
 
 // TestSwarm runs the edge in front of a 5-replica dnsrr app on a
 // single-node swarm and drives it from a client container on the overlay:
@@ -76,7 +74,7 @@ func buildImages(t *testing.T, root string) {
 
 	edgeContext := t.TempDir()
 	copyFile(t, filepath.Join(bin, "caddy"), filepath.Join(edgeContext, "caddy"))
-	copyFile(t, filepath.Join(root, "deploy", "Caddyfile"), filepath.Join(edgeContext, "Caddyfile"))
+	copyFile(t, filepath.Join(root, "Caddyfile.example"), filepath.Join(edgeContext, "Caddyfile.example"))
 	buildImage(t, edgeImage, filepath.Join(root, "deploy", "Dockerfile.scratch"), edgeContext)
 
 	appContext := t.TempDir()
@@ -118,7 +116,7 @@ func joinSwarm(t *testing.T) {
 func testServices(t *testing.T, root string) {
 	docker(t, "network", "create", "--driver", "overlay", "--attachable", "--subnet", networkCIDR, network)
 	cleanup(t, "network", func() error { return removeNetwork(t, network) })
-	docker(t, "config", "create", caddyConfig, filepath.Join(root, "deploy", "Caddyfile"))
+	docker(t, "config", "create", caddyConfig, filepath.Join(root, "Caddyfile.example"))
 	cleanup(t, "config", func() error { _, err := tryDocker(nil, "config", "rm", caddyConfig); return err })
 
 	docker(t, "service", "create", "--detach", "--name", appService, "--network", network,
@@ -243,9 +241,11 @@ func testStack(t *testing.T, root string) {
 	edgeURL := "http://127.0.0.1:" + httpPort
 	var res LoadResult
 	waitFor(t, "the stack's edge serves all 5 tasks on :"+httpPort, time.Minute, func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		res = Load(ctx, LoadConfig{URL: edgeURL + "/", Connections: 8, Requests: 2000, Timeout: 5 * time.Second, MachineIDBits: machineIDBits})
+		run, err := StartCheckedLoad(load.Config{URL: edgeURL + "/", Clients: 8, Requests: 2000, Duration: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res = run.Result()
 		return servedAll(res, apps), res.String()
 	})
 	checkLoad(t, res, wantMachineIDs)
@@ -469,7 +469,7 @@ func checkLoad(t testing.TB, res LoadResult, wantMachineIDs []string) {
 		t.Fatal("no requests sent")
 	}
 	if res.Failed > 0 {
-		t.Errorf("%d of %d requests failed: %v", res.Failed, res.Requests, res.Errors)
+		t.Errorf("%d of %d requests failed: %v", res.Failed, res.Requests, res.Failures)
 	}
 	if res.DuplicateIDs > 0 {
 		t.Errorf("%d duplicate X-Request-IDs", res.DuplicateIDs)

@@ -19,10 +19,10 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -42,8 +42,16 @@ const (
 // be set: a run always stops by itself.
 type Config struct {
 	// URL is requested with GET by every client. Its host must be a
-	// loopback address (127.0.0.0/8, ::1) or localhost.
+	// loopback address (127.0.0.0/8, ::1) or localhost, unless
+	// AllowAnyHost is set.
 	URL string
+
+	// AllowAnyHost lets URL name any host. The default keeps to loopback
+	// because the clients send as fast as they can: a test or benchmark
+	// whose URL comes out wrong must not flood a real machine. Only the
+	// e2e load client sets it: it runs inside the test's own Docker
+	// network, where the edge is a service name.
+	AllowAnyHost bool
 
 	// Clients is the number of concurrent keep-alive clients. Default 1.
 	// Each uses one connection at a time and keeps it; it opens another
@@ -66,6 +74,11 @@ type Config struct {
 	// TaskHeader names the response header that says which task answered.
 	// Default "X-Task".
 	TaskHeader string
+
+	// Check, if set, sees every complete answer with a status below 400
+	// and its whole body (valid only during the call); an error makes the
+	// request fail as ErrCheck. The clients call it concurrently.
+	Check func(resp *http.Response, body []byte) error
 }
 
 // Run is a load run in progress.
@@ -140,7 +153,7 @@ func (cfg Config) validate() (*url.URL, error) {
 	if u.Scheme != "http" {
 		return nil, fmt.Errorf("load: URL %q: only http is supported", cfg.URL)
 	}
-	if host := u.Hostname(); host != "localhost" {
+	if host := u.Hostname(); host != "localhost" && !cfg.AllowAnyHost {
 		addr, err := netip.ParseAddr(host)
 		if err != nil || !addr.IsLoopback() {
 			return nil, fmt.Errorf("load: URL %q: the host must be a loopback address or localhost", cfg.URL)
@@ -156,6 +169,16 @@ func (r *Run) Elapsed() time.Duration { return time.Since(r.start) }
 // Stop ends the run early; requests in flight are cut short and not
 // recorded. Wait still returns the result.
 func (r *Run) Stop() { r.cancel() }
+
+// Progress returns how many requests the run has recorded so far and how
+// many of them failed, for watching a run that is still going.
+func (r *Run) Progress() (requests, failed int) {
+	for _, c := range r.clients {
+		requests += int(c.recorded.Load())
+		failed += int(c.failed.Load())
+	}
+	return requests, failed
+}
 
 // Wait waits for the run to end and returns its result. Later calls
 // return the same result.
@@ -184,10 +207,14 @@ type client struct {
 	httpClient *http.Client
 	req        *http.Request
 	taskHeader string
+	check      func(*http.Response, []byte) error
 	records    []Record
 	tasks      []string       // this client's task names; record.Task indexes it
 	taskIndex  map[string]int // name → index in tasks
-	buf        []byte         // for draining bodies
+	body       bytes.Buffer   // the last answer's body, reused
+
+	// len(records) and how many of them failed, for Run.Progress
+	recorded, failed atomic.Int64
 }
 
 // newClient returns a client with its own transport, which holds at most
@@ -209,10 +236,10 @@ func newClient(ctx context.Context, target *url.URL, cfg Config, capacity int) *
 		httpClient: &http.Client{Transport: transport, Timeout: cfg.Timeout},
 		req:        req,
 		taskHeader: http.CanonicalHeaderKey(cfg.TaskHeader),
+		check:      cfg.Check,
 		records:    make([]Record, 0, capacity),
 		tasks:      []string{""}, // index 0: no task header
 		taskIndex:  map[string]int{"": 0},
-		buf:        make([]byte, 32<<10),
 	}
 }
 
@@ -231,6 +258,10 @@ func (c *client) run(r *Run) {
 			Err:     kind,
 			Task:    uint16(c.taskID(task)),
 		})
+		c.recorded.Add(1)
+		if kind != ErrNone {
+			c.failed.Add(1)
+		}
 	}
 }
 
@@ -245,11 +276,15 @@ func (c *client) do() (status int, kind ErrorKind, task string) {
 	if vals := resp.Header[c.taskHeader]; len(vals) > 0 {
 		task = vals[0]
 	}
-	if _, err := io.CopyBuffer(io.Discard, resp.Body, c.buf); err != nil {
+	c.body.Reset()
+	if _, err := c.body.ReadFrom(resp.Body); err != nil {
 		return resp.StatusCode, classify(err), task
 	}
 	if resp.StatusCode >= 400 {
 		return resp.StatusCode, ErrStatus, task
+	}
+	if c.check != nil && c.check(resp, c.body.Bytes()) != nil {
+		return resp.StatusCode, ErrCheck, task
 	}
 	return resp.StatusCode, ErrNone, task
 }

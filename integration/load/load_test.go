@@ -1,10 +1,13 @@
 package load
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,6 +152,65 @@ func TestFailuresByKind(t *testing.T) {
 	}
 }
 
+func TestCheckSeesAnswersAndFailsThoseItRefuses(t *testing.T) {
+	var served atomic.Int64
+	srv, _ := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+		n := served.Add(1)
+		w.Header().Set("X-Serial", strconv.FormatInt(n, 10))
+		switch n % 3 {
+		case 0:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case 1:
+			w.Write([]byte("good"))
+		case 2:
+			w.Write([]byte("bad"))
+		}
+	})
+	var (
+		mu      sync.Mutex
+		serials = map[string]bool{}
+	)
+	run, err := Start(Config{URL: srv.URL, Clients: 3, Requests: 300, Check: func(resp *http.Response, body []byte) error {
+		mu.Lock()
+		serials[resp.Header.Get("X-Serial")] = true
+		mu.Unlock()
+		if string(body) != "good" {
+			return errors.New("not good")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := run.Wait().Summary()
+	if s.Requests != 300 || s.Failures["check"] != 100 || s.Failures["status 503"] != 100 || s.Failed() != 200 {
+		t.Fatalf("100 good, 100 bad, 100 503 answers: %v", s)
+	}
+	if len(serials) != 200 {
+		t.Fatalf("Check saw %d answers, want the 200 with status 200", len(serials))
+	}
+	if requests, failed := run.Progress(); requests != s.Requests || failed != s.Failed() {
+		t.Fatalf("progress %d requests, %d failed after the run; summary %v", requests, failed, s)
+	}
+}
+
+func TestProgressGrowsDuringARun(t *testing.T) {
+	srv, _ := startServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	run, err := Start(Config{URL: srv.URL, Clients: 2, Duration: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run.Wait()
+	defer run.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for requests, _ := run.Progress(); requests < 100; requests, _ = run.Progress() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests shown 5s into a run", requests)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestStopEndsARunEarlyWithoutCountingCutRequests(t *testing.T) {
 	srv, _ := startServer(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -182,6 +244,11 @@ func TestStartRefusesUnboundedOrNonLoopbackRuns(t *testing.T) {
 	for _, url := range []string{"http://localhost:1/", "http://[::1]:1/", "http://127.0.10.7:1/"} {
 		if _, err := (Config{URL: url, Requests: 1}).validate(); err != nil {
 			t.Errorf("%s refused: %v", url, err)
+		}
+	}
+	for _, url := range []string{"http://192.0.2.1/", "http://edge/"} {
+		if _, err := (Config{URL: url, Requests: 1, AllowAnyHost: true}).validate(); err != nil {
+			t.Errorf("%s refused with AllowAnyHost: %v", url, err)
 		}
 	}
 }

@@ -19,10 +19,12 @@ import (
 type ErrorKind uint8
 
 // The kinds of failure. A request fails when no complete answer came back
-// (a transport error) or the answer's status is 400 or more.
+// (a transport error), the answer's status is 400 or more, or Config.Check
+// refused the answer.
 const (
 	ErrNone    ErrorKind = iota // a complete answer with status < 400
 	ErrStatus                   // a complete answer with status ≥ 400
+	ErrCheck                    // a complete answer that Config.Check refused
 	ErrTimeout                  // no answer within Config.Timeout
 	ErrRefused                  // connection refused
 	ErrReset                    // connection reset by the peer
@@ -31,7 +33,7 @@ const (
 )
 
 var errorKindNames = [...]string{
-	ErrNone: "ok", ErrStatus: "status", ErrTimeout: "timeout", ErrRefused: "refused",
+	ErrNone: "ok", ErrStatus: "status", ErrCheck: "check", ErrTimeout: "timeout", ErrRefused: "refused",
 	ErrReset: "reset", ErrEOF: "eof", ErrOther: "error",
 }
 
@@ -127,8 +129,8 @@ func merge(clients []*client, elapsed time.Duration) *Result {
 type Summary struct {
 	From, To time.Duration // the window: requests sent in [From, To)
 	Requests int
-	// Failures counts failed requests by kind: "status 503", "timeout",
-	// "refused", "reset", "eof", "error".
+	// Failures counts failed requests by kind: "status 503", "check",
+	// "timeout", "refused", "reset", "eof", "error".
 	Failures map[string]int
 	// Latency percentiles of all requests, failed ones included.
 	P50, P99, Max time.Duration

@@ -1,10 +1,10 @@
 // Command loadclient runs in a FROM scratch container on the overlay
 // network, where service names resolve:
 //
-//	loadclient [flags]    bounded keep-alive GET load; prints the result
-//	                      as JSON (e2e.LoadResult) and progress on stderr.
-//	                      Stops after -requests, on SIGTERM (docker stop)
-//	                      or after -max-duration.
+//	loadclient [flags]    keep-alive GET load with the e2e checks; prints
+//	                      the result as JSON (e2e.LoadResult) and progress
+//	                      on stderr. Stops after -requests, on SIGTERM
+//	                      (docker stop) or after -max-duration.
 //	loadclient get <url>  prints the body of one GET; fails unless 200
 package main
 
@@ -22,18 +22,19 @@ import (
 	"time"
 
 	"github.com/swarmedge/swarmedge/integration/e2e"
+	"github.com/swarmedge/swarmedge/integration/load"
 )
 
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("loadclient: ")
-	cfg := e2e.LoadConfig{Progress: os.Stderr}
+	// The target is a service on the test's own overlay network, not loopback.
+	cfg := load.Config{AllowAnyHost: true}
 	flag.StringVar(&cfg.URL, "url", "http://edge/", "`URL` to GET")
-	flag.IntVar(&cfg.Connections, "connections", 8, "concurrent keep-alive connections")
+	flag.IntVar(&cfg.Clients, "connections", 8, "concurrent keep-alive connections")
 	flag.IntVar(&cfg.Requests, "requests", 0, "stop after this many requests (0: until stopped)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout")
-	flag.IntVar(&cfg.MachineIDBits, "machine-id-bits", 16, "Sonyflake machine ID bits of the X-Request-IDs")
-	maxDuration := flag.Duration("max-duration", 2*time.Minute, "stop after this long")
+	flag.DurationVar(&cfg.Duration, "max-duration", 2*time.Minute, "stop after this long")
 	flag.Parse()
 
 	if flag.Arg(0) == "get" && flag.NArg() == 2 {
@@ -42,17 +43,29 @@ func main() {
 		}
 		return
 	}
-	if flag.NArg() > 0 || cfg.Connections < 1 || cfg.Requests < 0 || cfg.MachineIDBits < 1 || cfg.MachineIDBits > 30 {
-		log.Fatal("usage: loadclient [flags] | loadclient get <url>; need -connections ≥ 1, -requests ≥ 0, 1 ≤ -machine-id-bits ≤ 30")
+	if flag.NArg() > 0 {
+		log.Fatal("usage: loadclient [flags] | loadclient get <url>")
 	}
 
+	run, err := e2e.StartCheckedLoad(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *maxDuration)
-	defer cancel()
+	go func() {
+		<-ctx.Done()
+		run.Stop()
+	}()
+	// The tests watch a detached client through these lines.
+	go func() {
+		for range time.Tick(time.Second) {
+			requests, failed := run.Progress()
+			fmt.Fprintf(os.Stderr, "progress requests=%d failed=%d\n", requests, failed)
+		}
+	}()
 
-	res := e2e.Load(ctx, cfg)
-	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+	if err := json.NewEncoder(os.Stdout).Encode(run.Result()); err != nil {
 		log.Fatal(err)
 	}
 }
