@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/sony/sonyflake/v2"
-
-	"github.com/swarmedge/swarmedge/integration/edge"
 )
 
 // Helpers shared by the tests that run the edge binary with the sonyflake
@@ -26,17 +24,6 @@ const globalOptions = `{
 	default_bind 127.0.0.1
 	auto_https off
 `
-
-// startEdge runs the edge binary with caddyfile (a harness template) and
-// fails the test if it does not start.
-func startEdge(t testing.TB, caddyfile string) *edge.Edge {
-	t.Helper()
-	e, err := edge.Start(t, caddyfile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
 
 // get sends a request and returns the response with its body read.
 func get(t testing.TB, method, url string, header http.Header) (*http.Response, string) {

@@ -27,7 +27,7 @@ const requestIDMachineID = 5150
 func TestRequestID(t *testing.T) {
 	backend := echoBackend(t)
 	accessLog := filepath.Join(t.TempDir(), "access.log")
-	e := startEdge(t, globalOptions+fmt.Sprintf(`	servers {
+	e := edge.MustStart(t, globalOptions+fmt.Sprintf(`	servers {
 		trusted_proxies static 127.0.0.1/32
 	}
 	sonyflake {

@@ -35,7 +35,7 @@ http://127.0.0.1:{{.HTTPPort}} {
 // default layout: the titpetric/sonyflake shape, the text form, batches,
 // refusals, and that each ID decodes to the configured machine ID and now.
 func TestIDEndpoint(t *testing.T) {
-	e := startEdge(t, idEndpointCaddyfile)
+	e := edge.MustStart(t, idEndpointCaddyfile)
 	flake := referenceFlake(t, sonyflake.Settings{}, endpointMachineID)
 
 	t.Run("json", func(t *testing.T) {
@@ -175,7 +175,7 @@ func TestIDEndpoint(t *testing.T) {
 func TestIDEndpointCustomLayout(t *testing.T) {
 	const machineID = 3000
 	start := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
-	e := startEdge(t, globalOptions+fmt.Sprintf(`	sonyflake {
+	e := edge.MustStart(t, globalOptions+fmt.Sprintf(`	sonyflake {
 		machine_id %d
 		start_time %s
 		time_unit 1ms
@@ -347,7 +347,7 @@ http://127.0.0.1:{{.HTTPPort}} {
 func TestNoDuplicatesAcrossReloads(t *testing.T) {
 	backend := echoBackend(t)
 	testStart := time.Now()
-	e := startEdge(t, reloadCaddyfile(0, backend.URL))
+	e := edge.MustStart(t, reloadCaddyfile(0, backend.URL))
 
 	load := newIDLoad(e)
 	for range 2 {

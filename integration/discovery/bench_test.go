@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmedge/swarmedge/integration/edge"
 	"github.com/swarmedge/swarmedge/integration/load"
 )
 
@@ -50,7 +51,7 @@ http://127.0.0.1:{{.HTTPSPort}} {
 func BenchmarkProxyDynamicSwarmVsDynamicA(b *testing.B) {
 	const round = time.Second
 	s := startService(b, 5)
-	e := startEdge(b, fmt.Sprintf(compareTemplate, s.Name(), s.Port(), s.DNS()))
+	e := edge.MustStart(b, fmt.Sprintf(compareTemplate, s.Name(), s.Port(), s.DNS()))
 	targets := []struct {
 		name string
 		url  string

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmedge/swarmedge/integration/edge"
 	"github.com/swarmedge/swarmedge/integration/load"
 	"github.com/swarmedge/swarmedge/integration/swarmsim"
 )
@@ -22,7 +23,7 @@ const clients = 30
 // 2 new tasks with none. A single keep-alive client is spread too.
 func TestScaleOutReachesNewTasks(t *testing.T) {
 	s := startService(t, 3)
-	e := startEdge(t, exampleTemplate(t, s))
+	e := edge.MustStart(t, exampleTemplate(t, s))
 
 	const runFor = 6 * time.Second
 	viaEdge := startLoad(t, load.Config{URL: e.URL("/"), Clients: clients, Duration: runFor})
@@ -68,7 +69,7 @@ func TestScaleOutReachesNewTasks(t *testing.T) {
 // waits on DNS.
 func TestDNSDropUnderLoad(t *testing.T) {
 	s := startService(t, 5)
-	e := startEdge(t, exampleTemplate(t, s))
+	e := edge.MustStart(t, exampleTemplate(t, s))
 
 	const dropFor = 10 * time.Second
 	run := startLoad(t, load.Config{URL: e.URL("/"), Clients: clients, Duration: dropFor + 2*time.Second})
@@ -102,7 +103,7 @@ func TestTaskKilledUnderLoad(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startService(t, 5)
-			e := startEdge(t, exampleTemplate(t, s))
+			e := edge.MustStart(t, exampleTemplate(t, s))
 
 			run := startLoad(t, load.Config{URL: e.URL("/"), Clients: clients, Duration: 4 * time.Second})
 			time.Sleep(time.Second)
@@ -134,7 +135,7 @@ const settleAfterKill = refresh + time.Second
 // and when the service is back, traffic reaches every task within 3 s.
 func TestNoTaskAnswers503AtOnce(t *testing.T) {
 	s := startService(t, 5)
-	e := startEdge(t, exampleTemplate(t, s))
+	e := edge.MustStart(t, exampleTemplate(t, s))
 
 	if err := s.Scale(0); err != nil {
 		t.Fatal(err)
@@ -174,7 +175,7 @@ func TestNoTaskAnswers503AtOnce(t *testing.T) {
 // its admin endpoint and sends traffic to each.
 func TestHundredTasksAreAllFound(t *testing.T) {
 	s := startService(t, 5)
-	e := startEdge(t, exampleTemplate(t, s))
+	e := edge.MustStart(t, exampleTemplate(t, s))
 	if err := s.Scale(100); err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +199,7 @@ func TestHundredTasksAreAllFound(t *testing.T) {
 func TestHealthProbesWithholdFailingTasks(t *testing.T) {
 	const interval = 500 * time.Millisecond
 	s := startService(t, 5)
-	e := startEdge(t, swarmCaddyfile(s, "health_uri /healthz\n\t\t\thealth_interval "+interval.String()))
+	e := edge.MustStart(t, swarmCaddyfile(s, "health_uri /healthz\n\t\t\thealth_interval "+interval.String()))
 
 	run := startLoad(t, load.Config{URL: e.URL("/"), Clients: clients, Duration: 5 * time.Second})
 	time.Sleep(500 * time.Millisecond)
@@ -236,7 +237,7 @@ func TestHealthProbesWithholdFailingTasks(t *testing.T) {
 func TestReloadKeepsLoopAndSpread(t *testing.T) {
 	s := startService(t, 5)
 	config := exampleTemplate(t, s)
-	e := startEdge(t, config)
+	e := edge.MustStart(t, config)
 
 	run := startLoad(t, load.Config{URL: e.URL("/"), Clients: clients, Duration: 4 * time.Second})
 	time.Sleep(time.Second)

@@ -61,16 +61,6 @@ func exampleTemplate(t *testing.T, s *swarmsim.Service) string {
 	return text
 }
 
-// startEdge starts the edge binary with the Caddyfile template caddyfile.
-func startEdge(t testing.TB, caddyfile string) *edge.Edge {
-	t.Helper()
-	e, err := edge.Start(t, caddyfile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 // swarmTemplate is an edge proxying to a stand-in with dynamic swarm,
 // with the retry settings of Caddyfile.example; the service's port and
 // DNS address and extra swarm subdirectives are filled in by

@@ -95,6 +95,17 @@ func Start(t testing.TB, caddyfile string) (*Edge, error) {
 	return NewNode(t).Start(t, caddyfile)
 }
 
+// MustStart is Start for tests that cannot go on without the edge: it
+// fails the test if the edge does not start.
+func MustStart(t testing.TB, caddyfile string) *Edge {
+	t.Helper()
+	e, err := Start(t, caddyfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // Start runs an edge on the node's ports and directory, as the function
 // Start does; one edge of a node runs at a time.
 func (n *Node) Start(t testing.TB, caddyfile string) (*Edge, error) {
