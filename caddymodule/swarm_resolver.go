@@ -330,11 +330,15 @@ func (l *dnsLoop) logChange(prev, next *dnsStatus) {
 			zap.Int("tasks_kept", len(next.addrs)),
 			zap.Error(next.lastErr))
 	default:
-		log.Error("DNS lookup failed; keeping the last good tasks",
+		fields := []zap.Field{
 			zap.String("result", string(next.lastResult)),
 			zap.Int("tasks_kept", len(next.addrs)),
-			zap.Time("last_good", next.lastGood),
-			zap.Error(next.lastErr))
+			zap.Error(next.lastErr),
+		}
+		if !next.lastGood.IsZero() { // a zero time would log as a date in year 1
+			fields = append(fields, zap.Time("last_good", next.lastGood))
+		}
+		log.Error("DNS lookup failed; keeping the last good tasks", fields...)
 	}
 }
 
