@@ -72,7 +72,6 @@ type taskPool struct {
 
 	ctx    context.Context // the process's, cancelled by stop
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the probes have stopped
 
 	mu     sync.Mutex
 	addrs  []netip.Addr         // the loop's current set
@@ -89,7 +88,6 @@ func newTaskPool(key poolKey, loop *dnsLoop, clock swarmClock) *taskPool {
 		clock:  clock,
 		ctx:    ctx,
 		cancel: cancel,
-		done:   make(chan struct{}),
 		health: make(map[netip.Addr]error),
 	}
 	if key.healthURI != "" {
@@ -101,11 +99,9 @@ func newTaskPool(key poolKey, loop *dnsLoop, clock swarmClock) *taskPool {
 
 // start starts the probes, if any.
 func (p *taskPool) start() {
-	if p.probe == nil {
-		close(p.done)
-		return
+	if p.probe != nil {
+		go p.runProbes()
 	}
-	go p.runProbes()
 }
 
 // stop stops the probes without waiting for one in flight.
@@ -180,7 +176,6 @@ func (p *taskPool) publish() {
 
 // runProbes probes every task each health interval until stopped.
 func (p *taskPool) runProbes() {
-	defer close(p.done)
 	for {
 		p.probeAll()
 		select {
