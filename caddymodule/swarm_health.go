@@ -187,20 +187,23 @@ func (p *taskPool) runProbes() {
 }
 
 // probeAll probes the current tasks concurrently and publishes the
-// results of those still in the set.
+// results of those still in the set, when a task's health or its reason
+// changed.
 func (p *taskPool) probeAll() {
 	p.mu.Lock()
 	addrs := p.addrs // never modified: the loop replaces the slice
 	p.mu.Unlock()
 
 	port := strconv.Itoa(int(p.key.port))
+	dials := make([]string, len(addrs))
 	results := make([]error, len(addrs))
 	var wg sync.WaitGroup
 	for i, addr := range addrs {
+		dials[i] = netip.AddrPortFrom(addr, p.key.port).String()
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(p.ctx, p.key.healthTimeout)
 			defer cancel()
-			results[i] = p.probe(ctx, netip.AddrPortFrom(addr, p.key.port).String())
+			results[i] = p.probe(ctx, dials[i])
 			swarmMetrics.probes.WithLabelValues(p.key.name, port, probeResult(results[i])).Inc()
 		})
 	}
@@ -211,23 +214,28 @@ func (p *taskPool) probeAll() {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	changed := false
 	for i, addr := range addrs {
 		if _, found := slices.BinarySearchFunc(p.addrs, addr, netip.Addr.Compare); !found {
 			continue // gone while probed
 		}
 		prev, checked := p.health[addr]
-		p.health[addr] = results[i]
-		dial := netip.AddrPortFrom(addr, p.key.port).String()
+		if checked && errorText(prev) == errorText(results[i]) {
+			continue // as before: the snapshot shows it already
+		}
+		p.health[addr], changed = results[i], true
 		switch {
 		case results[i] != nil && (!checked || prev == nil):
 			swarmLog().Warn("task fails its health probe; withholding it",
-				zap.String("name", p.key.name), zap.String("task", dial), zap.Error(results[i]))
+				zap.String("name", p.key.name), zap.String("task", dials[i]), zap.Error(results[i]))
 		case results[i] == nil && checked && prev != nil:
 			swarmLog().Info("task passes its health probe again",
-				zap.String("name", p.key.name), zap.String("task", dial))
+				zap.String("name", p.key.name), zap.String("task", dials[i]))
 		}
 	}
-	p.publish()
+	if changed {
+		p.publish()
+	}
 }
 
 // probeClient makes the health probes: a new connection each time, so that

@@ -130,3 +130,26 @@ func TestSwarmHTTPProbe(t *testing.T) {
 		t.Errorf("expired context: probe error %v, want a timeout", err)
 	}
 }
+
+func TestSwarmUnchangedProbeRoundIsNotRepublished(t *testing.T) {
+	key := poolKey{
+		resolverKey: resolverKey{name: "tasks.steady", versions: "ipv4"},
+		port:        80, healthURI: "/healthz", healthInterval: 2 * time.Second, healthTimeout: time.Second,
+	}
+	_, script, loop, pool := newTestPool(t, key)
+	probes := new(probeScript)
+	pool.probe = probes.probe
+	script.set(resultOK, "10.0.0.1", "10.0.0.2")
+	loop.refresh()
+
+	probes.set("10.0.0.2:80")
+	pool.probeAll()
+	before := pool.snapshot.Load()
+	pool.probeAll()
+	if after := pool.snapshot.Load(); after != before {
+		t.Fatalf("a probe round with the same results replaced the snapshot: %+v -> %+v", before.tasks, after.tasks)
+	}
+	if got := served(pool); !slices.Equal(got, []string{"10.0.0.1:80"}) {
+		t.Fatalf("served %v, want [10.0.0.1:80]", got)
+	}
+}

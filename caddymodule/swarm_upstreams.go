@@ -210,7 +210,8 @@ func (su *SwarmUpstreams) Validate() error {
 
 // GetUpstreams returns one new upstream per task being served. Caddy writes
 // into the returned values, so they are fresh on every call; their dial
-// addresses were built when the set of tasks changed. With no task to serve
+// addresses were built when the set of tasks or their health changed. With
+// no task to serve
 // it returns an empty list, so that Caddy answers 503 at once.
 func (su *SwarmUpstreams) GetUpstreams(*http.Request) ([]*reverseproxy.Upstream, error) {
 	dials := su.pool.snapshot.Load().dials
