@@ -116,7 +116,7 @@ func (p *taskPool) sync(st *dnsStatus, now time.Time) {
 		return
 	}
 	if stale != p.stale {
-		log := swarmLog().With(zap.String("name", p.key.name), zap.Uint16("port", p.key.port))
+		log := p.log()
 		if stale {
 			log.Error("DNS has failed for longer than max_stale; serving no task",
 				zap.Duration("max_stale", p.key.maxStale), zap.Time("last_good", st.lastGood))
@@ -126,11 +126,27 @@ func (p *taskPool) sync(st *dnsStatus, now time.Time) {
 	}
 	p.addrs, p.stale = st.addrs, stale
 	for addr := range p.health {
-		if _, found := slices.BinarySearchFunc(p.addrs, addr, netip.Addr.Compare); !found {
+		if !p.has(addr) {
 			delete(p.health, addr)
 		}
 	}
 	p.publish()
+}
+
+// has reports whether addr is in the current set. p.mu must be held.
+func (p *taskPool) has(addr netip.Addr) bool {
+	_, found := slices.BinarySearchFunc(p.addrs, addr, netip.Addr.Compare)
+	return found
+}
+
+// dial returns the dial address ("ip:port") of the task at addr.
+func (p *taskPool) dial(addr netip.Addr) string {
+	return netip.AddrPortFrom(addr, p.key.port).String()
+}
+
+// log returns the logger of the pool's state changes.
+func (p *taskPool) log() *zap.Logger {
+	return swarmLog().With(zap.String("name", p.key.name), zap.Uint16("port", p.key.port))
 }
 
 // publish builds and stores a new snapshot. p.mu must be held.
@@ -143,7 +159,7 @@ func (p *taskPool) publish() {
 	}
 	failOpen := passing == 0 && len(p.addrs) > 0
 	if failOpen != p.snapshot.Load().failOpen {
-		log := swarmLog().With(zap.String("name", p.key.name), zap.Uint16("port", p.key.port))
+		log := p.log()
 		if failOpen {
 			log.Warn("every task fails its health probe; serving all of them", zap.Int("tasks", len(p.addrs)))
 		} else {
@@ -157,7 +173,7 @@ func (p *taskPool) publish() {
 		failOpen: failOpen,
 	}
 	for i, addr := range p.addrs {
-		task := taskStatus{Address: netip.AddrPortFrom(addr, p.key.port).String(), Health: healthUnchecked}
+		task := taskStatus{Address: p.dial(addr), Health: healthUnchecked}
 		err, checked := p.health[addr]
 		switch {
 		case checked && err == nil:
@@ -199,7 +215,7 @@ func (p *taskPool) probeAll() {
 	results := make([]error, len(addrs))
 	var wg sync.WaitGroup
 	for i, addr := range addrs {
-		dials[i] = netip.AddrPortFrom(addr, p.key.port).String()
+		dials[i] = p.dial(addr)
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(p.ctx, p.key.healthTimeout)
 			defer cancel()
@@ -216,7 +232,7 @@ func (p *taskPool) probeAll() {
 	defer p.mu.Unlock()
 	changed := false
 	for i, addr := range addrs {
-		if _, found := slices.BinarySearchFunc(p.addrs, addr, netip.Addr.Compare); !found {
+		if !p.has(addr) {
 			continue // gone while probed
 		}
 		prev, checked := p.health[addr]
