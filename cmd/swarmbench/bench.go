@@ -199,7 +199,7 @@ func (b *bench) restore(ctx context.Context, t target, replicas int) error {
 	if err := sleep(ctx, b.plan.settle); err != nil {
 		return err
 	}
-	if err := waitServing(t.url, true, 30*time.Second, ctx.Done()); err != nil {
+	if err := waitServing(t.url, 30*time.Second, ctx.Done()); err != nil {
 		return fmt.Errorf("%s after restoring %d tasks: %w", t.name, replicas, err)
 	}
 	return nil
@@ -218,16 +218,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 // VIP would only ever ask one task.
 var probeClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
-// waitServing polls url until it answers 200 (from a task, with an X-Task
-// header, when fromTask), giving up after timeout or when stop closes.
-func waitServing(url string, fromTask bool, timeout time.Duration, stop <-chan struct{}) error {
+// waitServing polls url until it answers 200 from a task (with an X-Task
+// header), giving up after timeout or when stop closes.
+func waitServing(url string, timeout time.Duration, stop <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)
 	last := "no answer"
 	for time.Now().Before(deadline) {
 		resp, err := probeClient.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && (!fromTask || resp.Header.Get("X-Task") != "") {
+			if resp.StatusCode == http.StatusOK && resp.Header.Get("X-Task") != "" {
 				return nil
 			}
 			last = fmt.Sprintf("status %d, X-Task %q", resp.StatusCode, resp.Header.Get("X-Task"))

@@ -130,7 +130,7 @@ func run(ctx context.Context, p plan, dir, command string) (err error) {
 		},
 	}
 	for _, t := range append(b.balancers(), b.requestID...) {
-		if err := waitServing(t.url, true, 10*time.Second, ctx.Done()); err != nil {
+		if err := waitServing(t.url, 10*time.Second, ctx.Done()); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 	}

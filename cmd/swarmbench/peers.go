@@ -202,7 +202,7 @@ func startHAProxy(sim *swarmsim.Service) (*haproxy, error) {
 		out.Close()
 		close(h.exited)
 	}()
-	if err := waitServing(h.url(), true, 10*time.Second, h.exited); err != nil {
+	if err := waitServing(h.url(), 10*time.Second, h.exited); err != nil {
 		select {
 		case <-h.exited:
 			err = fmt.Errorf("exited at start: %v", h.err)

@@ -101,7 +101,7 @@ func markdown(m machine, p plan, res *results, service string) string {
 	w("  runner's process (Go `net/http` tasks), so it costs CPU there, and \"direct\" is bounded by it.\n")
 	w("- The edge is the real binary from `./cmd/caddy`, run with `%s`: the Go runtime\n", strings.Join(shippedEdgeEnv, " "))
 	w("  settings the image ships (about +10 %% requests/s on the proxy path against the defaults).\n")
-	w("- Load: `wrk -t%d -c%d` on the ID endpoint, `wrk -t%d -c%d --latency` (keep-alive) on every proxy;\n", idThreads, idConns, proxyThreads, proxyConns)
+	w("- Load: keep-alive `wrk --latency`, `-t%d -c%d` on the ID endpoint and `-t%d -c%d` on every proxy;\n", idThreads, idConns, proxyThreads, proxyConns)
 	if p.warmup > 0 {
 		w("  throughput runs last %v after a discarded %v warm-up.\n", p.measure, p.warmup)
 	} else {
@@ -225,7 +225,8 @@ func negate(s spread) spread {
 func writeIDs(w writer, res *results) {
 	w("## 1. ID endpoint\n\n")
 	w("The format's ceiling with the default layout is %s IDs/s per machine ID (256 per 10 ms);\n", fmtRate(idCeiling))
-	w("`titpetric/sonyflake` measured 25,607/s here. A batch (`count=%d`) spends the same budget.\n\n", idBatch)
+	w("`titpetric/sonyflake` reached 25,607/s in an earlier measurement (not part of this run).\n")
+	w("A batch (`count=%d`) spends the same budget.\n\n", idBatch)
 	w("| figure | median (range) | of the ceiling | p50 | p99 | edge CPU per request |\n| --- | --- | --- | --- | --- | --- |\n")
 	reqs := summarizeBy(res.IDRequests, rps)
 	w("| requests/s (`wrk -t%d -c%d`), one ID each | %s | %s | %s | %s | %s |\n", idThreads, idConns, cell(reqs, fmtRate),

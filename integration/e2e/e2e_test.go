@@ -143,11 +143,7 @@ func testServices(t *testing.T, root string) {
 	}
 	t.Logf("edge machine IDs (their addresses in %s): %v", networkCIDR, wantMachineIDs)
 	edgeURL := "http://" + edgeService + "/"
-	var res LoadResult
-	waitFor(t, "all 5 tasks get traffic through the edge", time.Minute, func() (bool, string) {
-		res = runLoad(t, network, edgeURL, 2000)
-		return servedAll(res, apps), res.String()
-	})
+	res := loadUntilServed(t, "all 5 tasks get traffic through the edge", edgeURL, 2000, apps)
 	checkLoad(t, res, wantMachineIDs)
 	checkSpread(t, res, apps)
 	// Clients pick an edge by DNS, so a load may reach one edge only:
@@ -160,10 +156,7 @@ func testServices(t *testing.T, root string) {
 	t.Run("scale", func(t *testing.T) {
 		docker(t, "service", "scale", "--detach", appService+"=8")
 		apps = waitTasks(t, appService, 8)
-		waitFor(t, "all 8 tasks get traffic", time.Minute, func() (bool, string) {
-			res = runLoad(t, network, edgeURL, 3000)
-			return servedAll(res, apps), res.String()
-		})
+		res := loadUntilServed(t, "all 8 tasks get traffic", edgeURL, 3000, apps)
 		checkLoad(t, res, wantMachineIDs)
 		checkSpread(t, res, apps)
 	})
@@ -181,10 +174,7 @@ func testServices(t *testing.T, root string) {
 		if res.Hostnames[victim.Hostname] == 0 {
 			t.Errorf("the killed task %s got no traffic before it died: the test proved nothing", victim.Hostname)
 		}
-		waitFor(t, "the replacement gets traffic", time.Minute, func() (bool, string) {
-			res = runLoad(t, network, edgeURL, 3000)
-			return servedAll(res, apps), res.String()
-		})
+		loadUntilServed(t, "the replacement gets traffic", edgeURL, 3000, apps)
 	})
 
 	t.Run("update", func(t *testing.T) {
@@ -208,10 +198,7 @@ func testServices(t *testing.T, root string) {
 		load.waitProgress(t, 3000)
 		res := load.stop(t)
 		checkLoad(t, res, wantMachineIDs)
-		waitFor(t, "the new tasks get traffic", time.Minute, func() (bool, string) {
-			res = runLoad(t, network, edgeURL, 3000)
-			return servedAll(res, apps), res.String()
-		})
+		loadUntilServed(t, "the new tasks get traffic", edgeURL, 3000, apps)
 	})
 }
 
@@ -448,6 +435,19 @@ func decodeResult(t testing.TB, out string) LoadResult {
 func clientGet(t testing.TB, network, url string) string {
 	t.Helper()
 	return docker(t, "run", "--rm", "--network", network, clientImage, "get", url)
+}
+
+// loadUntilServed repeats a load of n requests from a client container on
+// the tests' network until every one of tasks has answered some of them,
+// and returns the last load's result.
+func loadUntilServed(t testing.TB, what, url string, n int, tasks []task) LoadResult {
+	t.Helper()
+	var res LoadResult
+	waitFor(t, what, time.Minute, func() (bool, string) {
+		res = runLoad(t, network, url, n)
+		return servedAll(res, tasks), res.String()
+	})
+	return res
 }
 
 // servedAll reports whether every task answered some of the requests.

@@ -55,10 +55,23 @@ type Node struct {
 // NewNode picks free ports and a temp dir for edges started from it.
 func NewNode(t testing.TB) *Node {
 	t.Helper()
-	return &Node{
-		Ports: Ports{HTTPPort: FreePort(t), HTTPSPort: FreePort(t), AdminAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
-		dir:   t.TempDir(),
+	ports, err := freePorts()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return &Node{Ports: ports, dir: t.TempDir()}
+}
+
+// freePorts picks free loopback ports for one edge.
+func freePorts() (Ports, error) {
+	var ports [3]int
+	for i := range ports {
+		var err error
+		if ports[i], err = FindFreePort(); err != nil {
+			return Ports{}, err
+		}
+	}
+	return Ports{HTTPPort: ports[0], HTTPSPort: ports[1], AdminAddr: fmt.Sprintf("127.0.0.1:%d", ports[2])}, nil
 }
 
 // Edge is one running edge process.
@@ -134,17 +147,15 @@ func Launch(opts Options) (*Edge, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ports [3]int
-	for i := range ports {
-		if ports[i], err = FindFreePort(); err != nil {
-			return nil, err
-		}
+	ports, err := freePorts()
+	if err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "swarmedge-edge-")
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Ports: Ports{HTTPPort: ports[0], HTTPSPort: ports[1], AdminAddr: fmt.Sprintf("127.0.0.1:%d", ports[2])}, dir: dir}
+	n := &Node{Ports: ports, dir: dir}
 	e, err := n.launch(bin, opts)
 	if err != nil {
 		os.RemoveAll(dir)
