@@ -57,7 +57,7 @@ func TestTLSInternalSharedRoot(t *testing.T) {
 		if _, err := node.Start(t, caddyfile); err != nil {
 			t.Fatal(err)
 		}
-		serials = append(serials, waitForCertificate(t, node.HTTPSPort, roots).SerialNumber)
+		serials = append(serials, waitForCertificate(t, node.HTTPSPort, roots, issuanceTimeout).SerialNumber)
 
 		clients := newClients(roots)
 		assertRequestIDs(t, clients.h2, "HTTP/2.0", node)
