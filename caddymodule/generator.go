@@ -70,38 +70,25 @@ func newGenerator(l layout, machineID int64, floor int64, now func() time.Time, 
 
 // next mints one ID, waiting at most maxWait for its time unit.
 func (g *generator) next(maxWait time.Duration) (int64, error) {
-	first, _, err := g.reserve(1, maxWait)
-	if err != nil {
-		return 0, err
-	}
-	return first, nil
+	return g.reserve(1, maxWait)
 }
 
 // nextN appends n consecutive IDs to dst, waiting at most maxWait.
 func (g *generator) nextN(dst []int64, n int, maxWait time.Duration) ([]int64, error) {
-	first, _, err := g.reserve(n, maxWait)
+	first, err := g.reserve(n, maxWait)
 	if err != nil {
 		return dst, err
 	}
-	l := g.layout
-	start := l.decompose(first)
-	units, seq := start.Time, start.Sequence
-	for range n {
-		dst = append(dst, l.compose(units, seq, g.machineID))
-		if seq++; seq > l.maxSequence() {
-			units, seq = units+1, 0
-		}
-	}
-	return dst, nil
+	return g.layout.appendRun(dst, first, n), nil
 }
 
-// reserve takes n consecutive IDs and returns the first and the last; it
-// waits, outside the lock, until the last one's time unit has begun.
-func (g *generator) reserve(n int, maxWait time.Duration) (first, last int64, err error) {
+// reserve takes n consecutive IDs and returns the first; it waits, outside
+// the lock, until the last one's time unit has begun.
+func (g *generator) reserve(n int, maxWait time.Duration) (int64, error) {
 	g.mu.Lock()
 	if g.retired {
 		g.mu.Unlock()
-		return 0, 0, errRetired
+		return 0, errRetired
 	}
 	now := g.now()
 	current := g.layout.unitsAt(now)
@@ -115,13 +102,13 @@ func (g *generator) reserve(n int, maxWait time.Duration) (first, last int64, er
 	lastUnits, lastSeq := firstUnits+total/perUnit, total%perUnit
 	if lastUnits >= 1<<g.layout.timeBits() {
 		g.mu.Unlock()
-		return 0, 0, fmt.Errorf("%w: the time field ended on %s", errOutOfIDs, g.layout.end().UTC().Format(time.RFC3339))
+		return 0, fmt.Errorf("%w: the time field ended on %s", errOutOfIDs, g.layout.end().UTC().Format(time.RFC3339))
 	}
 	wait := g.layout.timeOf(lastUnits).Sub(now)
 	if wait > maxWait {
 		g.mu.Unlock()
 		g.metrics.refused.Inc()
-		return 0, 0, &waitError{Wait: wait}
+		return 0, &waitError{Wait: wait}
 	}
 	g.units, g.sequence = lastUnits, lastSeq
 	g.mu.Unlock()
@@ -131,7 +118,7 @@ func (g *generator) reserve(n int, maxWait time.Duration) (first, last int64, er
 		g.metrics.waitSeconds.Add(wait.Seconds())
 		g.sleep(wait)
 	}
-	return g.layout.compose(firstUnits, firstSeq, g.machineID), g.layout.compose(lastUnits, lastSeq, g.machineID), nil
+	return g.layout.compose(firstUnits, firstSeq, g.machineID), nil
 }
 
 // retire stops g from minting and returns the last time unit it used, so a
@@ -154,26 +141,30 @@ type slot struct {
 	current atomic.Pointer[generator]
 }
 
-// next mints one ID from the slot's current generator.
-func (s *slot) next(maxWait time.Duration) (int64, layout, error) {
+// reserve takes n consecutive IDs from the slot's current generator and
+// returns the first and the layout it was minted in.
+func (s *slot) reserve(n int, maxWait time.Duration) (int64, layout, error) {
 	for {
 		g := s.current.Load()
-		id, err := g.next(maxWait)
+		first, err := g.reserve(n, maxWait)
 		if !errors.Is(err, errRetired) {
-			return id, g.layout, err
+			return first, g.layout, err
 		}
 	}
 }
 
+// next mints one ID from the slot's current generator.
+func (s *slot) next(maxWait time.Duration) (int64, layout, error) {
+	return s.reserve(1, maxWait)
+}
+
 // nextN mints n IDs from the slot's current generator.
 func (s *slot) nextN(dst []int64, n int, maxWait time.Duration) ([]int64, layout, error) {
-	for {
-		g := s.current.Load()
-		ids, err := g.nextN(dst, n, maxWait)
-		if !errors.Is(err, errRetired) {
-			return ids, g.layout, err
-		}
+	first, l, err := s.reserve(n, maxWait)
+	if err != nil {
+		return dst, l, err
 	}
+	return l.appendRun(dst, first, n), l, nil
 }
 
 // registry holds a slot per machine ID for the life of the process. Slots
