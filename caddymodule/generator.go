@@ -46,7 +46,6 @@ type generator struct {
 	machineID int64
 	now       func() time.Time
 	sleep     func(time.Duration)
-	metrics   *generatorMetrics
 
 	mu       sync.Mutex
 	units    int64 // time field of the last reservation
@@ -56,13 +55,12 @@ type generator struct {
 
 // newGenerator returns a generator that issues nothing at or before time
 // field floor (-1: no floor).
-func newGenerator(l layout, machineID int64, floor int64, now func() time.Time, sleep func(time.Duration), m *generatorMetrics) *generator {
+func newGenerator(l layout, machineID int64, floor int64, now func() time.Time, sleep func(time.Duration)) *generator {
 	return &generator{
 		layout:    l,
 		machineID: machineID,
 		now:       now,
 		sleep:     sleep,
-		metrics:   m,
 		units:     floor,
 		sequence:  l.maxSequence(), // the next ID starts a new unit
 	}
@@ -107,15 +105,15 @@ func (g *generator) reserve(n int, maxWait time.Duration) (int64, error) {
 	wait := g.layout.timeOf(lastUnits).Sub(now)
 	if wait > maxWait {
 		g.mu.Unlock()
-		g.metrics.refused.Inc()
+		mintMetrics.refused.Inc()
 		return 0, &waitError{Wait: wait}
 	}
 	g.units, g.sequence = lastUnits, lastSeq
 	g.mu.Unlock()
 
-	g.metrics.minted.Add(float64(n))
+	mintMetrics.minted.Add(float64(n))
 	if wait > 0 {
-		g.metrics.waitSeconds.Add(wait.Seconds())
+		mintMetrics.waitSeconds.Add(wait.Seconds())
 		g.sleep(wait)
 	}
 	return g.layout.compose(firstUnits, firstSeq, g.machineID), nil
@@ -196,6 +194,6 @@ func slotFor(machineID int64, l layout, now func() time.Time, sleep func(time.Du
 		end := prev.retire()
 		floor = max(int64((end.Sub(l.start)+l.unit-1)/l.unit)-1, -1)
 	}
-	s.current.Store(newGenerator(l, machineID, floor, now, sleep, &mintMetrics))
+	s.current.Store(newGenerator(l, machineID, floor, now, sleep))
 	return s
 }

@@ -22,7 +22,7 @@ var handlerT0 = time.Date(2026, 3, 1, 12, 0, 0, 5e6, time.UTC)
 func newTestHandler() (*Handler, *fakeClock) {
 	clock := &fakeClock{t: handlerT0}
 	s := new(slot)
-	s.current.Store(newGenerator(defaultLayout, 10, -1, clock.now, clock.sleep, &mintMetrics))
+	s.current.Store(newGenerator(defaultLayout, 10, -1, clock.now, clock.sleep))
 	return &Handler{app: &App{layout: defaultLayout, machineID: 10, slot: s}}, clock
 }
 
@@ -245,7 +245,7 @@ func TestEndpointClockBehindAnswers503(t *testing.T) {
 
 func BenchmarkEndpoint(b *testing.B) {
 	s := new(slot)
-	s.current.Store(newGenerator(benchLayout, 1, -1, monotonicNow, time.Sleep, &mintMetrics))
+	s.current.Store(newGenerator(benchLayout, 1, -1, monotonicNow, time.Sleep))
 	h := &Handler{app: &App{layout: benchLayout, machineID: 1, slot: s}}
 	r := httptest.NewRequest(http.MethodGet, "/id", nil)
 	b.ReportAllocs()
