@@ -53,10 +53,9 @@ type App struct {
 	// Default: 16.
 	MachineIDBits int `json:"machine_id_bits,omitempty"`
 
-	layout    layout
-	machineID int64
-	slot      *slot
-	logger    *zap.Logger
+	layout layout
+	slot   *slot
+	logger *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -95,8 +94,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.logger.Warn(res.warning, zap.Int("machine_id", res.id))
 	}
 	a.logger.Info("sonyflake machine ID", zap.Int("machine_id", res.id), zap.String("source", res.source))
-	a.machineID = int64(res.id)
-	a.slot = slotFor(a.machineID, a.layout, monotonicNow, time.Sleep)
+	a.slot = slotFor(int64(res.id), a.layout, monotonicNow, time.Sleep)
 	return registerCollectors(ctx.GetMetricsRegistry(), mintMetrics.collectors()...)
 }
 

@@ -23,7 +23,7 @@ func newTestHandler() (*Handler, *fakeClock) {
 	clock := &fakeClock{t: handlerT0}
 	s := new(slot)
 	s.current.Store(newGenerator(defaultLayout, 10, -1, clock.now, clock.sleep))
-	return &Handler{app: &App{layout: defaultLayout, machineID: 10, slot: s}}, clock
+	return &Handler{app: &App{layout: defaultLayout, slot: s}}, clock
 }
 
 func serve(t *testing.T, h *Handler, r *http.Request) *httptest.ResponseRecorder {
@@ -246,7 +246,7 @@ func TestEndpointClockBehindAnswers503(t *testing.T) {
 func BenchmarkEndpoint(b *testing.B) {
 	s := new(slot)
 	s.current.Store(newGenerator(benchLayout, 1, -1, monotonicNow, time.Sleep))
-	h := &Handler{app: &App{layout: benchLayout, machineID: 1, slot: s}}
+	h := &Handler{app: &App{layout: benchLayout, slot: s}}
 	r := httptest.NewRequest(http.MethodGet, "/id", nil)
 	b.ReportAllocs()
 	for b.Loop() {
