@@ -18,7 +18,7 @@ func init() {
 // `sonyflake`; without it, every setting takes its default.
 //
 // The generator is kept per machine ID for the life of the process, so a
-// config reload never runs two generators with one machine ID. Exactly one
+// config reload never runs two generators with one machine ID. At most one
 // machine ID source may be set; with none, the library's rule applies (the
 // low machine_id_bits bits of the first private IPv4 address).
 type App struct {

@@ -119,8 +119,8 @@ func (g *generator) reserve(n int, maxWait time.Duration) (int64, error) {
 	return g.layout.compose(firstUnits, firstSeq, g.machineID), nil
 }
 
-// retire stops g from minting and returns the last time unit it used, so a
-// successor can start after it.
+// retire stops g from minting and returns the instant its last used time
+// unit ends, so a successor can start after it.
 func (g *generator) retire() (lastUnitEnd time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
