@@ -18,7 +18,7 @@ func init() {
 // `sonyflake`; without it, every setting takes its default.
 //
 // The generator is kept per machine ID for the life of the process, so a
-// config reload never runs two generators with one machine ID. Exactly one
+// config reload never runs two generators with one machine ID. At most one
 // machine ID source may be set; with none, the library's rule applies (the
 // low machine_id_bits bits of the first private IPv4 address).
 type App struct {
@@ -53,10 +53,9 @@ type App struct {
 	// Default: 16.
 	MachineIDBits int `json:"machine_id_bits,omitempty"`
 
-	layout    layout
-	machineID int64
-	slot      *slot
-	logger    *zap.Logger
+	layout layout
+	slot   *slot
+	logger *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -95,8 +94,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.logger.Warn(res.warning, zap.Int("machine_id", res.id))
 	}
 	a.logger.Info("sonyflake machine ID", zap.Int("machine_id", res.id), zap.String("source", res.source))
-	a.machineID = int64(res.id)
-	a.slot = slotFor(a.machineID, a.layout, monotonicNow, time.Sleep)
+	a.slot = slotFor(int64(res.id), a.layout, monotonicNow, time.Sleep)
 	return registerCollectors(ctx.GetMetricsRegistry(), mintMetrics.collectors()...)
 }
 

@@ -46,7 +46,6 @@ type generator struct {
 	machineID int64
 	now       func() time.Time
 	sleep     func(time.Duration)
-	metrics   *generatorMetrics
 
 	mu       sync.Mutex
 	units    int64 // time field of the last reservation
@@ -56,13 +55,12 @@ type generator struct {
 
 // newGenerator returns a generator that issues nothing at or before time
 // field floor (-1: no floor).
-func newGenerator(l layout, machineID int64, floor int64, now func() time.Time, sleep func(time.Duration), m *generatorMetrics) *generator {
+func newGenerator(l layout, machineID int64, floor int64, now func() time.Time, sleep func(time.Duration)) *generator {
 	return &generator{
 		layout:    l,
 		machineID: machineID,
 		now:       now,
 		sleep:     sleep,
-		metrics:   m,
 		units:     floor,
 		sequence:  l.maxSequence(), // the next ID starts a new unit
 	}
@@ -70,38 +68,25 @@ func newGenerator(l layout, machineID int64, floor int64, now func() time.Time, 
 
 // next mints one ID, waiting at most maxWait for its time unit.
 func (g *generator) next(maxWait time.Duration) (int64, error) {
-	first, _, err := g.reserve(1, maxWait)
-	if err != nil {
-		return 0, err
-	}
-	return first, nil
+	return g.reserve(1, maxWait)
 }
 
 // nextN appends n consecutive IDs to dst, waiting at most maxWait.
 func (g *generator) nextN(dst []int64, n int, maxWait time.Duration) ([]int64, error) {
-	first, _, err := g.reserve(n, maxWait)
+	first, err := g.reserve(n, maxWait)
 	if err != nil {
 		return dst, err
 	}
-	l := g.layout
-	start := l.decompose(first)
-	units, seq := start.Time, start.Sequence
-	for range n {
-		dst = append(dst, l.compose(units, seq, g.machineID))
-		if seq++; seq > l.maxSequence() {
-			units, seq = units+1, 0
-		}
-	}
-	return dst, nil
+	return g.layout.appendRun(dst, first, n), nil
 }
 
-// reserve takes n consecutive IDs and returns the first and the last; it
-// waits, outside the lock, until the last one's time unit has begun.
-func (g *generator) reserve(n int, maxWait time.Duration) (first, last int64, err error) {
+// reserve takes n consecutive IDs and returns the first; it waits, outside
+// the lock, until the last one's time unit has begun.
+func (g *generator) reserve(n int, maxWait time.Duration) (int64, error) {
 	g.mu.Lock()
 	if g.retired {
 		g.mu.Unlock()
-		return 0, 0, errRetired
+		return 0, errRetired
 	}
 	now := g.now()
 	current := g.layout.unitsAt(now)
@@ -115,27 +100,27 @@ func (g *generator) reserve(n int, maxWait time.Duration) (first, last int64, er
 	lastUnits, lastSeq := firstUnits+total/perUnit, total%perUnit
 	if lastUnits >= 1<<g.layout.timeBits() {
 		g.mu.Unlock()
-		return 0, 0, fmt.Errorf("%w: the time field ended on %s", errOutOfIDs, g.layout.end().UTC().Format(time.RFC3339))
+		return 0, fmt.Errorf("%w: the time field ended on %s", errOutOfIDs, g.layout.end().UTC().Format(time.RFC3339))
 	}
 	wait := g.layout.timeOf(lastUnits).Sub(now)
 	if wait > maxWait {
 		g.mu.Unlock()
-		g.metrics.refused.Inc()
-		return 0, 0, &waitError{Wait: wait}
+		mintMetrics.refused.Inc()
+		return 0, &waitError{Wait: wait}
 	}
 	g.units, g.sequence = lastUnits, lastSeq
 	g.mu.Unlock()
 
-	g.metrics.minted.Add(float64(n))
+	mintMetrics.minted.Add(float64(n))
 	if wait > 0 {
-		g.metrics.waitSeconds.Add(wait.Seconds())
+		mintMetrics.waitSeconds.Add(wait.Seconds())
 		g.sleep(wait)
 	}
-	return g.layout.compose(firstUnits, firstSeq, g.machineID), g.layout.compose(lastUnits, lastSeq, g.machineID), nil
+	return g.layout.compose(firstUnits, firstSeq, g.machineID), nil
 }
 
-// retire stops g from minting and returns the last time unit it used, so a
-// successor can start after it.
+// retire stops g from minting and returns the instant its last used time
+// unit ends, so a successor can start after it.
 func (g *generator) retire() (lastUnitEnd time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -154,26 +139,30 @@ type slot struct {
 	current atomic.Pointer[generator]
 }
 
-// next mints one ID from the slot's current generator.
-func (s *slot) next(maxWait time.Duration) (int64, layout, error) {
+// reserve takes n consecutive IDs from the slot's current generator and
+// returns the first and the layout it was minted in.
+func (s *slot) reserve(n int, maxWait time.Duration) (int64, layout, error) {
 	for {
 		g := s.current.Load()
-		id, err := g.next(maxWait)
+		first, err := g.reserve(n, maxWait)
 		if !errors.Is(err, errRetired) {
-			return id, g.layout, err
+			return first, g.layout, err
 		}
 	}
 }
 
+// next mints one ID from the slot's current generator.
+func (s *slot) next(maxWait time.Duration) (int64, layout, error) {
+	return s.reserve(1, maxWait)
+}
+
 // nextN mints n IDs from the slot's current generator.
 func (s *slot) nextN(dst []int64, n int, maxWait time.Duration) ([]int64, layout, error) {
-	for {
-		g := s.current.Load()
-		ids, err := g.nextN(dst, n, maxWait)
-		if !errors.Is(err, errRetired) {
-			return ids, g.layout, err
-		}
+	first, l, err := s.reserve(n, maxWait)
+	if err != nil {
+		return dst, l, err
 	}
+	return l.appendRun(dst, first, n), l, nil
 }
 
 // registry holds a slot per machine ID for the life of the process. Slots
@@ -205,6 +194,6 @@ func slotFor(machineID int64, l layout, now func() time.Time, sleep func(time.Du
 		end := prev.retire()
 		floor = max(int64((end.Sub(l.start)+l.unit-1)/l.unit)-1, -1)
 	}
-	s.current.Store(newGenerator(l, machineID, floor, now, sleep, &mintMetrics))
+	s.current.Store(newGenerator(l, machineID, floor, now, sleep))
 	return s
 }

@@ -40,7 +40,7 @@ var defaultLayout = layout{start: defaultStartTime, unit: defaultTimeUnit, seque
 
 func newTestGenerator(l layout, machineID int64, t0 time.Time) (*generator, *fakeClock) {
 	clock := &fakeClock{t: t0}
-	return newGenerator(l, machineID, -1, clock.now, clock.sleep, &mintMetrics), clock
+	return newGenerator(l, machineID, -1, clock.now, clock.sleep), clock
 }
 
 // librarySonyflake is the library's generator for the same layout: the
@@ -170,7 +170,7 @@ func TestGeneratorBatchSpansUnits(t *testing.T) {
 
 func TestGeneratorConcurrentMintingIsUnique(t *testing.T) {
 	l := layout{start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), unit: time.Millisecond, sequenceBits: 8, machineIDBits: 16}
-	g := newGenerator(l, 3, -1, monotonicNow, time.Sleep, &mintMetrics)
+	g := newGenerator(l, 3, -1, monotonicNow, time.Sleep)
 	const workers, each = 8, 2000
 	results := make([][]int64, workers)
 	var wg sync.WaitGroup
@@ -237,7 +237,7 @@ var benchLayout = layout{start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), uni
 
 func BenchmarkMint(b *testing.B) {
 	l := benchLayout
-	g := newGenerator(l, 1, -1, monotonicNow, time.Sleep, &mintMetrics)
+	g := newGenerator(l, 1, -1, monotonicNow, time.Sleep)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := g.next(time.Second); err != nil {
@@ -248,7 +248,7 @@ func BenchmarkMint(b *testing.B) {
 
 func BenchmarkMintParallel(b *testing.B) {
 	l := benchLayout
-	g := newGenerator(l, 1, -1, monotonicNow, time.Sleep, &mintMetrics)
+	g := newGenerator(l, 1, -1, monotonicNow, time.Sleep)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

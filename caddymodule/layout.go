@@ -88,6 +88,20 @@ func (l layout) decompose(id int64) idParts {
 	}
 }
 
+// appendRun appends to dst the n consecutive IDs that start at first: the
+// sequence counts up and carries into the time field.
+func (l layout) appendRun(dst []int64, first int64, n int) []int64 {
+	p := l.decompose(first)
+	units, seq := p.Time, p.Sequence
+	for range n {
+		dst = append(dst, l.compose(units, seq, p.MachineID))
+		if seq++; seq > l.maxSequence() {
+			units, seq = units+1, 0
+		}
+	}
+	return dst
+}
+
 // unitsAt is the time field for instant t: whole units since start.
 func (l layout) unitsAt(t time.Time) int64 { return int64(t.Sub(l.start) / l.unit) }
 

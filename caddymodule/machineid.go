@@ -151,7 +151,7 @@ func machineIDFromCIDR(cidr string, bits int, ifaces []netInterface) (resolvedMa
 		}
 	}
 	return resolvedMachineID{}, fmt.Errorf("machine_id cidr %s: no address of this host is in it (this host has %s); attach the service to that network or pin its subnet in the stack file",
-		cidr, describeAddrs(ifaces, func(netip.Addr) bool { return true }))
+		cidr, describeAddrs(ifaces, anyAddr))
 }
 
 func machineIDFromInterface(name string, bits int, ifaces []netInterface) (resolvedMachineID, error) {
@@ -189,7 +189,7 @@ func machineIDFromPrivateAddress(bits int, ifaces []netInterface) (resolvedMachi
 	}
 	if candidates == 0 {
 		return resolvedMachineID{}, fmt.Errorf("no machine ID: this host has no private IPv4 address to derive one from (it has %s); %s",
-			describeAddrs(ifaces, func(netip.Addr) bool { return true }), howToSet)
+			describeAddrs(ifaces, anyAddr), howToSet)
 	}
 	res := resolvedMachineID{id: lowBits(first, bits), source: fmt.Sprintf("first private address %s on %s", first, firstIface)}
 	if candidates > 1 {
@@ -204,6 +204,9 @@ func machineIDFromPrivateAddress(bits int, ifaces []netInterface) (resolvedMachi
 func isLibraryPrivate(addr netip.Addr) bool {
 	return addr.Is4() && (addr.IsPrivate() || addr.IsLinkLocalUnicast())
 }
+
+// anyAddr keeps every address in describeAddrs.
+func anyAddr(netip.Addr) bool { return true }
 
 // describeAddrs lists the addresses that match keep as "addr on iface".
 func describeAddrs(ifaces []netInterface, keep func(netip.Addr) bool) string {

@@ -30,7 +30,7 @@ func newTestRequestID(t testing.TB, h RequestID) (*RequestID, *fakeClock, *obser
 	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
 	machineID := 61000 + requestIDTestMachineID.Add(1)
-	app := &App{layout: defaultLayout, machineID: machineID, slot: slotFor(machineID, defaultLayout, clock.now, clock.sleep)}
+	app := &App{layout: defaultLayout, slot: slotFor(machineID, defaultLayout, clock.now, clock.sleep)}
 	core, logs := observer.New(zapcore.WarnLevel)
 	h.attach(app, zap.New(core))
 	if err := h.Validate(); err != nil {

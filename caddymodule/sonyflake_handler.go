@@ -63,8 +63,8 @@ var (
 	allowedMethods  = []string{"GET, HEAD, POST"}
 )
 
-// responseBuffers are reused across requests so that a response costs no
-// allocation beyond net/http's own.
+// responseBuffers are reused across requests so that the IDs and the body
+// cost no allocation per request.
 type responseBuffers struct {
 	ids  []int64
 	body []byte
@@ -94,14 +94,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	defer bufferPool.Put(buf)
 	ids, l, err := h.ids(r, buf.ids[:0], req.count)
 	buf.ids = ids
-	var wait *waitError
-	switch {
-	case errors.As(err, &wait):
+	if err != nil {
+		// Declared here, not on the success path: errors.As moves wait to
+		// the heap.
+		var wait *waitError
+		if !errors.As(err, &wait) {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
 		hdr["Retry-After"] = []string{strconv.FormatInt(int64((wait.Wait+time.Second-1)/time.Second), 10)}
 		writeLine(w, http.StatusServiceUnavailable, fmt.Sprintf("no ID available within %s: demand is above the format's ceiling, or the clock is behind the last ID issued", endpointMaxWait))
 		return nil
-	case err != nil:
-		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
 
 	body := buf.body[:0]

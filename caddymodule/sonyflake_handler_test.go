@@ -22,8 +22,8 @@ var handlerT0 = time.Date(2026, 3, 1, 12, 0, 0, 5e6, time.UTC)
 func newTestHandler() (*Handler, *fakeClock) {
 	clock := &fakeClock{t: handlerT0}
 	s := new(slot)
-	s.current.Store(newGenerator(defaultLayout, 10, -1, clock.now, clock.sleep, &mintMetrics))
-	return &Handler{app: &App{layout: defaultLayout, machineID: 10, slot: s}}, clock
+	s.current.Store(newGenerator(defaultLayout, 10, -1, clock.now, clock.sleep))
+	return &Handler{app: &App{layout: defaultLayout, slot: s}}, clock
 }
 
 func serve(t *testing.T, h *Handler, r *http.Request) *httptest.ResponseRecorder {
@@ -245,8 +245,8 @@ func TestEndpointClockBehindAnswers503(t *testing.T) {
 
 func BenchmarkEndpoint(b *testing.B) {
 	s := new(slot)
-	s.current.Store(newGenerator(benchLayout, 1, -1, monotonicNow, time.Sleep, &mintMetrics))
-	h := &Handler{app: &App{layout: benchLayout, machineID: 1, slot: s}}
+	s.current.Store(newGenerator(benchLayout, 1, -1, monotonicNow, time.Sleep))
+	h := &Handler{app: &App{layout: benchLayout, slot: s}}
 	r := httptest.NewRequest(http.MethodGet, "/id", nil)
 	b.ReportAllocs()
 	for b.Loop() {
