@@ -1,7 +1,7 @@
 // Package swarmedge holds the recommended edge configuration,
 // Caddyfile.example, for programs that run the edge in-process (cmd/demo)
 // and the tests that check it. The Caddy modules live in package
-// github.com/swarmedge/swarmedge/caddymodule.
+// github.com/swarmedge/swarmedge/caddymodule and the packages below it.
 package swarmedge
 
 import _ "embed"

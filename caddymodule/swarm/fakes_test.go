@@ -1,0 +1,218 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// fakeLoopClock is a swarmClock that moves only when told to. Every After call
+// is reported on waits, so a test knows when a loop is parked.
+type fakeLoopClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []fakeLoopTimer
+	waits  chan time.Duration
+}
+
+type fakeLoopTimer struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeLoopClock() *fakeLoopClock {
+	return &fakeLoopClock{
+		now:   time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		waits: make(chan time.Duration, 100),
+	}
+}
+
+func (c *fakeLoopClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeLoopClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	ch := make(chan time.Time, 1)
+	c.timers = append(c.timers, fakeLoopTimer{at: c.now.Add(d), ch: ch})
+	c.mu.Unlock()
+	c.waits <- d
+	return ch
+}
+
+// Advance moves the clock and fires the timers that are due.
+func (c *fakeLoopClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	pending := c.timers[:0]
+	for _, t := range c.timers {
+		if t.at.After(c.now) {
+			pending = append(pending, t)
+			continue
+		}
+		t.ch <- c.now
+	}
+	c.timers = pending
+}
+
+// awaitWait returns the duration of the next After call, failing the test
+// if none comes (a deadlock guard, not a condition polled until it holds).
+func (c *fakeLoopClock) awaitWait(t *testing.T) time.Duration {
+	t.Helper()
+	select {
+	case d := <-c.waits:
+		return d
+	case <-time.After(5 * time.Second):
+		t.Fatal("the loop never waited on the clock")
+		return 0
+	}
+}
+
+// scriptedLookup is a lookupFunc whose answer the test sets, counting the
+// lookups made.
+type scriptedLookup struct {
+	mu     sync.Mutex
+	addrs  []string
+	result refreshResult
+	err    error
+	calls  chan struct{}
+}
+
+func newScriptedLookup() *scriptedLookup {
+	return &scriptedLookup{result: resultOK, calls: make(chan struct{}, 100)}
+}
+
+func (s *scriptedLookup) set(result refreshResult, addrs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.result, s.addrs, s.err = result, addrs, nil
+	if result != resultOK {
+		s.err = errors.New(string(result))
+	}
+}
+
+func (s *scriptedLookup) lookup(context.Context) ([]netip.Addr, refreshResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls <- struct{}{}
+	addrs := make([]netip.Addr, len(s.addrs))
+	for i, a := range s.addrs {
+		addrs[i] = netip.MustParseAddr(a)
+	}
+	if s.result != resultOK {
+		addrs = nil
+	}
+	return addrs, s.result, s.err
+}
+
+// newTestPool returns a loop and pool for key, driven by a fake clock and
+// a scripted lookup, not running: tests call refresh and probeAll.
+func newTestPool(t *testing.T, key poolKey) (*fakeLoopClock, *scriptedLookup, *dnsLoop, *taskPool) {
+	t.Helper()
+	if key.name == "" {
+		key.resolverKey = resolverKey{name: "tasks.app", resolvers: "127.0.0.1:53", versions: "ipv4"}
+	}
+	if key.maxStale == 0 {
+		key.maxStale = 5 * time.Minute
+	}
+	clk := newFakeLoopClock()
+	script := newScriptedLookup()
+	loop := newDNSLoop(key.resolverKey, clk)
+	loop.lookup = script.lookup
+	loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
+	pool := newTaskPool(key, loop, clk)
+	loop.attach(pool)
+	return clk, script, loop, pool
+}
+
+// served returns the dial addresses the pool serves.
+func served(p *taskPool) []string { return p.snapshot.Load().dials }
+
+// testDNSServer is a DNS server on 127.0.0.1, over UDP and TCP on one
+// port. It answers like Docker's: UDP answers are truncated at 512 bytes
+// (whatever EDNS size the client offers) with the TC bit.
+type testDNSServer struct {
+	addr       string
+	udpQueries atomic.Int32
+	tcpQueries atomic.Int32
+}
+
+// garbageName is answered with bytes that do not parse.
+const garbageName = "tasks.garbage."
+
+// startTestDNSServer serves handler's answers (the reply header and
+// question are filled in); handler returns nil to not answer at all.
+func startTestDNSServer(t *testing.T, handler func(q dns.Question) *dns.Msg) *testDNSServer {
+	t.Helper()
+	var pc net.PacketConn
+	var ln net.Listener
+	for attempt := 0; ln == nil; attempt++ {
+		var err error
+		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err = net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			pc.Close()
+			if attempt == 10 {
+				t.Fatalf("no port free for both UDP and TCP: %v", err)
+			}
+		}
+	}
+	s := &testDNSServer{addr: pc.LocalAddr().String()}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		_, udp := w.RemoteAddr().(*net.UDPAddr)
+		if udp {
+			s.udpQueries.Add(1)
+		} else {
+			s.tcpQueries.Add(1)
+		}
+		if req.Question[0].Name == garbageName {
+			// a header that promises records, then nothing parseable
+			_, _ = w.Write([]byte{byte(req.Id >> 8), byte(req.Id), 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 0xde, 0xad})
+			return
+		}
+		resp := handler(req.Question[0])
+		if resp == nil {
+			return
+		}
+		rcode := resp.Rcode
+		resp.SetReply(req)
+		resp.Rcode = rcode
+		if udp {
+			resp.Truncate(dns.MinMsgSize)
+		}
+		_ = w.WriteMsg(resp)
+	})
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go func() { _ = srv.ActivateAndServe() }()
+		<-started
+		t.Cleanup(func() { _ = srv.Shutdown() })
+	}
+	return s
+}
+
+// aRecords returns an answer with an A record for each address.
+func aRecords(name string, addrs ...string) *dns.Msg {
+	m := new(dns.Msg)
+	for _, a := range addrs {
+		m.Answer = append(m.Answer, &dns.A{
+			Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 600},
+			A:   net.ParseIP(a),
+		})
+	}
+	return m
+}

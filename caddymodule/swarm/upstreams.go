@@ -1,0 +1,364 @@
+package swarm
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/swarmedge/swarmedge/caddymodule/internal/metrics"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/miekg/dns"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Defaults of Upstreams, set in Provision.
+const (
+	defaultSwarmPort           = 80
+	defaultSwarmRefresh        = time.Second
+	defaultSwarmMaxStale       = 5 * time.Minute
+	defaultSwarmDialTimeout    = time.Second
+	defaultSwarmHealthInterval = 2 * time.Second
+	defaultSwarmHealthTimeout  = time.Second
+)
+
+// firstAnswerWait bounds how long Provision waits for the first DNS answer,
+// so that a fresh edge does not start with 503s but a dead resolver does not
+// hold up the config load.
+const firstAnswerWait = 2 * time.Second
+
+// Upstreams provides upstreams from the A records of a Docker Swarm
+// service's task name (tasks.<service>): one upstream per running task, so
+// that requests are balanced across the tasks rather than pinned to a task
+// by the service VIP's per-connection balancing. Any name with A records
+// works, e.g. a Kubernetes headless service.
+//
+// Names are resolved in the background by a process-wide loop shared by all
+// handlers that use the same name, resolvers and versions, and kept across
+// config reloads; a request only reads the latest result and never waits on
+// DNS. Placeholders are not supported.
+//
+// EXPERIMENTAL: Subject to change.
+type Upstreams struct {
+	// The Swarm service name; the name looked up defaults to
+	// "tasks.<service>".
+	Service string `json:"service,omitempty"`
+
+	// The port of the tasks to proxy to. Default: 80
+	Port int `json:"port,omitempty"`
+
+	// The name to look up, used as an absolute name (no search domains).
+	// Default: "tasks.<service>"
+	Name string `json:"name,omitempty"`
+
+	// How often the name is looked up again. The records' TTL (600 s in
+	// Docker) is ignored. Where several handlers share a lookup, the
+	// shortest refresh wins. Default: 1s
+	Refresh caddy.Duration `json:"refresh,omitempty"`
+
+	// The DNS servers to ask, as "host" or "host:port" (port 53 by
+	// default); they are tried in order. Default: the name servers of
+	// /etc/resolv.conf (127.0.0.11 in a Docker container), or 127.0.0.1:53
+	// and [::1]:53 when it lists none, as Go's resolver does.
+	Resolvers []string `json:"resolvers,omitempty"`
+
+	// How long the last good set of tasks is still served while lookups
+	// fail (timeouts, SERVFAIL, bad answers). After that no task is
+	// served until DNS answers again. It is checked after each lookup, so
+	// it ends up to one lookup (at most 15 s) late. Default: 5m
+	MaxStale caddy.Duration `json:"max_stale,omitempty"`
+
+	// The address families to look up: "ipv4" (A records), "ipv6" (AAAA
+	// records) or both. Default: ["ipv4"]
+	Versions []string `json:"versions,omitempty"`
+
+	// How long to wait for a connection to a DNS server (it matters for
+	// the TCP retry of truncated answers). Where several handlers share a
+	// lookup, the shortest wins. Default: 1s
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// How long to wait before an RFC 6555 Fast Fallback connection to a
+	// DNS server given by host name; negative disables it. Where several
+	// handlers share a lookup, the shortest wins. Default: Go's (300ms)
+	DialFallbackDelay caddy.Duration `json:"dial_fallback_delay,omitempty"`
+
+	// If set, each task is probed with "GET <health_uri>" and a task that
+	// does not answer 2xx is withheld until it does. When every task
+	// fails, all of them are served (fail-open): a broken probe should not
+	// take the service down. Caddy's own active health checks do not run
+	// on dynamic upstreams.
+	HealthURI string `json:"health_uri,omitempty"`
+
+	// How often each task is probed. Default: 2s (with health_uri)
+	HealthInterval caddy.Duration `json:"health_interval,omitempty"`
+
+	// How long a probe may take before it counts as failed.
+	// Default: 1s (with health_uri)
+	HealthTimeout caddy.Duration `json:"health_timeout,omitempty"`
+
+	pool   *taskPool
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Upstreams) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.reverse_proxy.upstreams.swarm",
+		New: func() caddy.Module { return new(Upstreams) },
+	}
+}
+
+// Provision sets the defaults, joins (or starts) the process-wide lookup of
+// the name and waits briefly for its first answer.
+func (su *Upstreams) Provision(ctx caddy.Context) error {
+	su.logger = ctx.Logger()
+	if su.Port == 0 {
+		su.Port = defaultSwarmPort
+	}
+	if su.Name == "" && su.Service != "" {
+		su.Name = "tasks." + su.Service
+	}
+	if su.Refresh == 0 {
+		su.Refresh = caddy.Duration(defaultSwarmRefresh)
+	}
+	if su.MaxStale == 0 {
+		su.MaxStale = caddy.Duration(defaultSwarmMaxStale)
+	}
+	if len(su.Versions) == 0 {
+		su.Versions = []string{"ipv4"}
+	}
+	if su.DialTimeout == 0 {
+		su.DialTimeout = caddy.Duration(defaultSwarmDialTimeout)
+	}
+	if su.HealthURI != "" {
+		if su.HealthInterval == 0 {
+			su.HealthInterval = caddy.Duration(defaultSwarmHealthInterval)
+		}
+		if su.HealthTimeout == 0 {
+			su.HealthTimeout = caddy.Duration(defaultSwarmHealthTimeout)
+		}
+	}
+	// the pool key is built from validated values; Caddy validates only
+	// after Provision
+	if err := su.Validate(); err != nil {
+		return err
+	}
+	if err := metrics.Register(ctx.GetMetricsRegistry(), swarmCollectors()...); err != nil {
+		return fmt.Errorf("registering swarm metrics: %v", err)
+	}
+
+	su.pool = acquireTaskPool(su.poolKey(), su, su.loopSettings())
+	select {
+	case <-su.pool.loop.firstAnswer:
+	case <-time.After(firstAnswerWait):
+		su.logger.Warn("no DNS answer yet; starting without tasks",
+			zap.String("name", su.Name), zap.Duration("waited", firstAnswerWait))
+	}
+	return nil
+}
+
+// Validate checks the configuration; each error names its field.
+func (su *Upstreams) Validate() error {
+	if su.Service == "" && su.Name == "" {
+		return errors.New("swarm: service or name is required")
+	}
+	if err := checkSwarmName(su.Name); err != nil {
+		return fmt.Errorf("swarm: name: %v", err)
+	}
+	if err := checkSwarmPort(su.Port); err != nil {
+		return fmt.Errorf("swarm: port: %v", err)
+	}
+	for _, r := range su.Resolvers {
+		if _, err := normalizeResolver(r); err != nil {
+			return fmt.Errorf("swarm: resolvers: %v", err)
+		}
+	}
+	if _, err := canonicalVersions(su.Versions); err != nil {
+		return fmt.Errorf("swarm: versions: %v", err)
+	}
+	for _, d := range []struct {
+		field string
+		value caddy.Duration
+	}{
+		{"refresh", su.Refresh},
+		{"max_stale", su.MaxStale},
+		{"dial_timeout", su.DialTimeout},
+		{"health_interval", su.HealthInterval},
+		{"health_timeout", su.HealthTimeout},
+	} {
+		if d.value < 0 {
+			return fmt.Errorf("swarm: %s: must not be negative: %s", d.field, time.Duration(d.value))
+		}
+	}
+	if su.HealthURI == "" && (su.HealthInterval != 0 || su.HealthTimeout != 0) {
+		return errors.New("swarm: health_interval and health_timeout need health_uri")
+	}
+	if su.HealthURI != "" {
+		if err := checkHealthURI(su.HealthURI); err != nil {
+			return fmt.Errorf("swarm: health_uri: %v", err)
+		}
+	}
+	return nil
+}
+
+// GetUpstreams returns one new upstream per task being served. Caddy writes
+// into the returned values, so they are fresh on every call; their dial
+// addresses were built when the set of tasks or their health changed. With
+// no task to serve
+// it returns an empty list, so that Caddy answers 503 at once.
+func (su *Upstreams) GetUpstreams(*http.Request) ([]*reverseproxy.Upstream, error) {
+	dials := su.pool.snapshot.Load().dials
+	if len(dials) == 0 {
+		if c := su.logger.Check(zapcore.ErrorLevel, "no swarm tasks to proxy to"); c != nil {
+			c.Write(zap.String("name", su.Name), zap.Int("port", su.Port),
+				zap.Error(su.pool.loop.status.Load().lastErr))
+		}
+		return []*reverseproxy.Upstream{}, nil
+	}
+	upstreams := make([]*reverseproxy.Upstream, len(dials))
+	for i, dial := range dials {
+		upstreams[i] = &reverseproxy.Upstream{Dial: dial}
+	}
+	return upstreams, nil
+}
+
+// ResetCache asks the shared lookup for an early re-resolve; Caddy calls it
+// before each retry (lb_retries). It never blocks: the lookup runs in the
+// background, at most once per minEarlyRefreshGap.
+func (su *Upstreams) ResetCache(*http.Request) error {
+	su.pool.loop.requestEarlyRefresh()
+	return nil
+}
+
+// Cleanup leaves the shared lookup, which stops when its last user leaves.
+// The pool stays readable: requests of the old config still in flight
+// after a reload keep getting its last tasks.
+func (su *Upstreams) Cleanup() error {
+	if su.pool != nil {
+		releaseTaskPool(su.pool, su)
+	}
+	return nil
+}
+
+// poolKey identifies the tasks pool this configuration uses. Called after
+// Validate, so the parsing cannot fail.
+func (su *Upstreams) poolKey() poolKey {
+	resolvers := make([]string, len(su.Resolvers))
+	for i, r := range su.Resolvers {
+		resolvers[i], _ = normalizeResolver(r)
+	}
+	versions, _ := canonicalVersions(su.Versions)
+	return poolKey{
+		resolverKey: resolverKey{
+			name:      strings.ToLower(strings.TrimSuffix(su.Name, ".")),
+			resolvers: strings.Join(resolvers, ","),
+			versions:  versions,
+		},
+		port:           uint16(su.Port),
+		maxStale:       time.Duration(su.MaxStale),
+		healthURI:      su.HealthURI,
+		healthInterval: time.Duration(su.HealthInterval),
+		healthTimeout:  time.Duration(su.HealthTimeout),
+	}
+}
+
+// loopSettings is what this configuration asks of the shared lookup.
+func (su *Upstreams) loopSettings() loopSettings {
+	return loopSettings{
+		refresh:           time.Duration(su.Refresh),
+		dialTimeout:       time.Duration(su.DialTimeout),
+		dialFallbackDelay: time.Duration(su.DialFallbackDelay),
+	}
+}
+
+// checkSwarmName accepts a DNS name that can be looked up as it is.
+func checkSwarmName(name string) error {
+	if _, ok := dns.IsDomainName(name); !ok || strings.ContainsAny(name, "{} \t/") {
+		return fmt.Errorf("not a DNS name: %q", name)
+	}
+	return nil
+}
+
+// checkSwarmPort accepts a TCP port number.
+func checkSwarmPort(port int) error {
+	if port < 1 || port > 65535 {
+		return fmt.Errorf("must be 1-65535, not %d", port)
+	}
+	return nil
+}
+
+// normalizeResolver turns "host" or "host:port" (an IP address or a host
+// name) into "host:port", port 53 by default.
+func normalizeResolver(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		// no port: "1.2.3.4", "::1", "[::1]", "dns.example"
+		host, port = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), "53"
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !isHostName(host) {
+		return "", fmt.Errorf("%q is not an IP address or host name with an optional port", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || checkSwarmPort(n) != nil {
+		return "", fmt.Errorf("bad port in resolver address %q", addr)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// isHostName reports whether s is a plain host name (letters, digits,
+// hyphens and dots).
+func isHostName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalVersions checks the address families and returns them in a
+// fixed order ("ipv4", "ipv6" or "ipv4 ipv6") for the lookup key.
+func canonicalVersions(versions []string) (string, error) {
+	for i, v := range versions {
+		if v != "ipv4" && v != "ipv6" {
+			return "", fmt.Errorf("unknown version %q (want ipv4 or ipv6)", v)
+		}
+		if slices.Contains(versions[:i], v) {
+			return "", fmt.Errorf("%s given twice", v)
+		}
+	}
+	sorted := slices.Clone(versions)
+	slices.Sort(sorted)
+	return strings.Join(sorted, " "), nil
+}
+
+// checkHealthURI accepts a path with an optional query.
+func checkHealthURI(uri string) error {
+	if !strings.HasPrefix(uri, "/") {
+		return fmt.Errorf("must start with /: %q", uri)
+	}
+	if _, err := url.ParseRequestURI(uri); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner                  = (*Upstreams)(nil)
+	_ caddy.Validator                    = (*Upstreams)(nil)
+	_ caddy.CleanerUpper                 = (*Upstreams)(nil)
+	_ reverseproxy.UpstreamSource        = (*Upstreams)(nil)
+	_ reverseproxy.CachingUpstreamSource = (*Upstreams)(nil)
+)
