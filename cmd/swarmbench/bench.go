@@ -22,23 +22,25 @@ type plan struct {
 	skewAfter time.Duration // load after the scale-out
 	dnsDown   time.Duration // DNS drops queries from eventAt for this long
 	zero      time.Duration // the service has 0 tasks from eventAt for this long
-	// tail is how long the load goes on after a fault ends: wrk does not
-	// count a request still open when it stops, so requests that a proxy
-	// holds through the fault (HAProxy retrying a dead task: 3 s) must
-	// finish inside the run.
-	tail time.Duration
+	gap       time.Duration // a single replica's stop-first gap from eventAt
+	tail      time.Duration // the open-loop load goes on this long after a fault ends
+	// waitForTasks is the edge's wait_for_tasks: how long a request waits
+	// for a task when the set has just emptied.
+	waitForTasks time.Duration
 }
 
 var (
 	fullPlan = plan{
 		rounds: 3, warmup: time.Second, measure: 4 * time.Second, settle: 2 * time.Second,
 		eventAt: time.Second, skewAfter: 6 * time.Second,
-		dnsDown: 10 * time.Second, zero: 3 * time.Second, tail: 4 * time.Second,
+		dnsDown: 10 * time.Second, zero: 5 * time.Second, gap: 3 * time.Second, tail: 3 * time.Second,
+		waitForTasks: 10 * time.Second, // the default
 	}
 	smokePlan = plan{
 		rounds: 1, measure: time.Second, settle: 1500 * time.Millisecond,
 		eventAt: time.Second, skewAfter: 2 * time.Second,
-		dnsDown: 2 * time.Second, zero: time.Second, tail: time.Second,
+		dnsDown: 3 * time.Second, zero: 2 * time.Second, gap: 3 * time.Second, tail: time.Second,
+		waitForTasks: 5 * time.Second,
 	}
 )
 
@@ -47,7 +49,7 @@ var (
 const (
 	idThreads, idConns       = 2, 32
 	proxyThreads, proxyConns = 2, 30
-	// requestTimeout lets wrk time a request held through a whole DNS outage.
+	// requestTimeout lets wrk time a request that a proxy holds for long.
 	requestTimeout = 15 * time.Second
 )
 
@@ -83,7 +85,6 @@ func (r wrkResult) succeededPerSec() float64 {
 type sample struct {
 	wrkResult
 	CPUPerRequest time.Duration // of target.pid; 0 when not measured
-	Recovery      time.Duration // 0-task runs: from scaling back up to a task's first request; -1: not in the run
 }
 
 // bench is the running setup: the stand-in, the edge and HAProxy.
@@ -308,71 +309,4 @@ func (b *bench) skew(ctx context.Context, t target) ([]float64, []countSample, e
 		return nil, nil, fmt.Errorf("%s: no requests reached a task after the scale-out", t.name)
 	}
 	return window, samples, nil
-}
-
-// The faults, each in a run of its own.
-const (
-	faultKill = "a task killed"
-	faultDNS  = "DNS drops queries"
-	faultZero = "0 tasks"
-)
-
-var faults = []string{faultKill, faultDNS, faultZero}
-
-// fault loads t while the named fault happens and for plan.tail after it
-// ends; with 0 tasks it also times the recovery under that load.
-func (b *bench) fault(ctx context.Context, t target, fault string) (sample, error) {
-	if err := b.restore(ctx, t, skewTo); err != nil {
-		return sample{}, err
-	}
-	var events []event
-	end := b.plan.eventAt
-	var recovery time.Duration
-	switch fault {
-	case faultKill:
-		// Docker withdraws a dead task's record; the proxies learn it within a refresh.
-		events = []event{{b.plan.eventAt, func(context.Context) error { return b.sim.Kill(2, swarmsim.DropRecord) }}}
-	case faultDNS:
-		end += b.plan.dnsDown
-		events = []event{
-			{b.plan.eventAt, func(context.Context) error { b.sim.SetDNSFault(swarmsim.FaultDrop); return nil }},
-			{end, func(context.Context) error { b.sim.SetDNSFault(swarmsim.FaultNone); return nil }},
-		}
-	case faultZero:
-		end += b.plan.zero
-		recovery = -1 // until a task serves
-		events = []event{
-			{b.plan.eventAt, func(context.Context) error { return b.sim.Scale(0) }},
-			{end, func(ctx context.Context) error {
-				if err := b.sim.Scale(skewTo); err != nil {
-					return err
-				}
-				recovery = b.untilTasksServe(ctx)
-				return nil
-			}},
-		}
-	}
-	load := wrkLoad{proxyThreads, proxyConns, end + b.plan.tail, requestTimeout}
-	s, err := b.run(ctx, t, load, events...)
-	s.Recovery = recovery
-	return s, err
-}
-
-// untilTasksServe returns how long it takes for a request to reach a task
-// of a service that has just scaled up from 0, or -1 when none does
-// before ctx ends.
-func (b *bench) untilTasksServe(ctx context.Context) time.Duration {
-	start := time.Now()
-	for {
-		for _, n := range b.taskCounts() {
-			if n > 0 {
-				return time.Since(start)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return -1
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }

@@ -91,7 +91,17 @@ func run(ctx context.Context, p plan, dir, command string) (err error) {
 		return fmt.Errorf("swarm stand-in: %w", err)
 	}
 	defer sim.Close()
-	e, sites, err := launchEdge(sim)
+	waitForTasks, err := acceptsWaitForTasks(bin)
+	if err != nil {
+		return err
+	}
+	var waitSetting time.Duration
+	if waitForTasks {
+		waitSetting = p.waitForTasks
+	} else {
+		fmt.Println("the edge binary has no wait_for_tasks: its promises are not checked")
+	}
+	e, sites, err := launchEdge(sim, waitSetting)
 	if err != nil {
 		return err
 	}
@@ -141,11 +151,13 @@ func run(ctx context.Context, p plan, dir, command string) (err error) {
 	}
 	m.Elapsed = time.Since(m.Start)
 	m.LoadAfter = loadAverage()
-	if err := writeReport(dir, m, p, res, sim.Name()); err != nil {
+	verdicts := checkPromises(p, res, waitForTasks)
+	printVerdicts(verdicts)
+	if err := writeReport(dir, m, p, res, sim.Name(), verdicts); err != nil {
 		return err
 	}
 	fmt.Printf("done in %v: %s\n", m.Elapsed.Round(time.Second), filepath.Join(dir, reportName))
-	return nil
+	return brokenPromises(verdicts)
 }
 
 // Peer names, as the tables show them.
@@ -164,10 +176,10 @@ const (
 // results holds every figure of every round.
 type results struct {
 	IDRequests, IDBatch []sample
-	Proxy, RequestID    map[string][]sample            // target → rounds
-	Skew                map[string][][]float64         // balancer → rounds → share by slot
-	Timeline            map[string][]countSample       // balancer → the last round's samples
-	Faults              map[string]map[string][]sample // fault → balancer → rounds
+	Proxy, RequestID    map[string][]sample                 // target → rounds
+	Skew                map[string][][]float64              // balancer → rounds → share by slot
+	Timeline            map[string][]countSample            // balancer → the last round's samples
+	Faults              map[string]map[string][]rateSummary // fault → balancer → rounds
 }
 
 // rounds runs every scenario plan.rounds times.
@@ -175,10 +187,10 @@ func (b *bench) rounds(ctx context.Context) (*results, error) {
 	res := &results{
 		Proxy: map[string][]sample{}, RequestID: map[string][]sample{},
 		Skew: map[string][][]float64{}, Timeline: map[string][]countSample{},
-		Faults: map[string]map[string][]sample{},
+		Faults: map[string]map[string][]rateSummary{},
 	}
 	for _, f := range faults {
-		res.Faults[f] = map[string][]sample{}
+		res.Faults[f] = map[string][]rateSummary{}
 	}
 	for r := range b.plan.rounds {
 		fmt.Printf("round %d of %d\n", r+1, b.plan.rounds)
@@ -229,13 +241,16 @@ func (b *bench) rounds(ctx context.Context) (*results, error) {
 			fmt.Printf("  %-17s %-44s shares %s\n", "skew", t.name, formatShares(window))
 		}
 		for _, f := range inOrder(r, faults) {
-			for _, t := range inOrder(r, b.balancers()) {
+			for _, t := range inOrder(r, b.faultPeers()) {
+				if !faultRuns(f, t.name) {
+					continue
+				}
 				s, err := b.fault(ctx, t, f)
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("%s, %s: %w", f, t.name, err)
 				}
 				res.Faults[f][t.name] = append(res.Faults[f][t.name], s)
-				report(f, t.name, s)
+				reportFault(f, t.name, s)
 			}
 		}
 	}
@@ -248,9 +263,6 @@ func report(scenario, name string, s sample) {
 		fmtDuration(float64(s.P50)), fmtDuration(float64(s.P99)), s.Failed(), s.Requests)
 	if s.CPUPerRequest > 0 {
 		fmt.Printf("  cpu %s/req", fmtDuration(float64(s.CPUPerRequest)))
-	}
-	if s.Recovery != 0 {
-		fmt.Printf("  back after %s", fmtRecovery(float64(s.Recovery)))
 	}
 	fmt.Println()
 }

@@ -27,6 +27,10 @@ type caddySites struct {
 	Swarm, DynamicA, VIP                     int // the proxy path, one discovery each
 	RequestIDOff, RequestIDOn, RequestIDUUID int // request_id variants, all to one task
 
+	// WaitForTasks is the swarm site's wait_for_tasks, written only when
+	// the binary knows the option (see acceptsWaitForTasks); 0: left out.
+	WaitForTasks time.Duration
+
 	Service  string
 	TaskPort uint16
 	DNS      netip.AddrPort
@@ -55,7 +59,8 @@ http://127.0.0.1:[[.Swarm]] {
 	reverse_proxy {
 		dynamic swarm [[.Service]] [[.TaskPort]] {
 			resolvers [[.DNS]]
-			refresh 1s
+			refresh 1s[[if .WaitForTasks]]
+			wait_for_tasks [[.WaitForTasks]][[end]]
 		}
 		lb_retries 2
 	}
@@ -95,13 +100,14 @@ http://127.0.0.1:[[.RequestIDUUID]] {
 
 // launchEdge starts the real edge binary with every Caddy site, with the
 // environment we ship.
-func launchEdge(sim *swarmsim.Service) (*edge.Edge, caddySites, error) {
+func launchEdge(sim *swarmsim.Service, waitForTasks time.Duration) (*edge.Edge, caddySites, error) {
 	sites := caddySites{
-		Service:  sim.Name(),
-		TaskPort: sim.Port(),
-		DNS:      sim.DNS(),
-		VIPAddr:  sim.VIP(),
-		Task1:    sim.TaskAddr(1),
+		WaitForTasks: waitForTasks,
+		Service:      sim.Name(),
+		TaskPort:     sim.Port(),
+		DNS:          sim.DNS(),
+		VIPAddr:      sim.VIP(),
+		Task1:        sim.TaskAddr(1),
 	}
 	for _, port := range []*int{&sites.Swarm, &sites.DynamicA, &sites.VIP, &sites.RequestIDOff, &sites.RequestIDOn, &sites.RequestIDUUID} {
 		var err error

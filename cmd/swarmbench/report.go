@@ -16,7 +16,7 @@ const (
 )
 
 // writeReport writes BENCHMARKS.md and its chart into dir.
-func writeReport(dir string, m machine, p plan, res *results, service string) error {
+func writeReport(dir string, m machine, p plan, res *results, service string, vs []verdict) error {
 	if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(chartName)), 0o755); err != nil {
 		return err
 	}
@@ -31,7 +31,7 @@ func writeReport(dir string, m machine, p plan, res *results, service string) er
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, reportName), []byte(markdown(m, p, res, service)), 0o644)
+	return os.WriteFile(filepath.Join(dir, reportName), []byte(markdown(m, p, res, service, vs)), 0o644)
 }
 
 // balancerNames are the peers that spread load, in table order.
@@ -74,7 +74,7 @@ func skewChart(p plan, res *results, service string) chart {
 func taskName(service string, slot int) string { return service + "." + strconv.Itoa(slot) }
 
 // markdown renders the report.
-func markdown(m machine, p plan, res *results, service string) string {
+func markdown(m machine, p plan, res *results, service string, vs []verdict) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
@@ -116,7 +116,7 @@ func markdown(m machine, p plan, res *results, service string) string {
 	writeProxy(w, res)
 	writeRequestID(w, res)
 	writeSkew(w, p, res, service)
-	writeFaults(w, p, res)
+	writeFaults(w, p, res, vs)
 	return b.String()
 }
 
@@ -150,22 +150,7 @@ func writeTrail(w writer, res *results) {
 			gaps = append(gaps, fmt.Sprintf("Spread after the scale-out: %s's busiest/idlest task is %s, ours %s.", peer, fmtRatio(theirs.Median), fmtRatio(oursSkew.Median)))
 		}
 	}
-	for _, f := range faults {
-		ours := summarizeBy(res.Faults[f][peerSwarm], failedShare)
-		for _, peer := range balancerNames[1:] {
-			if theirs := summarizeBy(res.Faults[f][peer], failedShare); clearlyBelow(theirs, ours) && ours.Median-theirs.Median > 0.001 {
-				gaps = append(gaps, fmt.Sprintf("Fault \"%s\": %s failed %s of requests, we failed %s.", f, peer, fmtPercent(theirs.Median), fmtPercent(ours.Median)))
-			}
-		}
-	}
-	oursBack := summarizeBy(res.Faults[faultZero][peerSwarm], recovery)
-	slowerBack := false
-	for _, peer := range balancerNames[1:] {
-		if theirs := summarizeBy(res.Faults[faultZero][peer], recovery); theirs.Min >= 0 && clearlyBelow(theirs, oursBack) {
-			gaps = append(gaps, fmt.Sprintf("Back after 0 tasks: %s in %s, we in %s.", peer, fmtDuration(theirs.Median), fmtDuration(oursBack.Median)))
-			slowerBack = true
-		}
-	}
+	gaps = append(gaps, faultGaps(res)...)
 	if len(gaps) == 0 {
 		w("Nowhere in this run.\n\n")
 		return
@@ -174,18 +159,6 @@ func writeTrail(w writer, res *results) {
 		w("- %s\n", g)
 	}
 	w("\n")
-	if slowerBack {
-		w("After 0 tasks the edge sees the new tasks only at its next lookup (`refresh 1s`, or an early\n")
-		w("re-resolve that a retry asks for, rate-limited); a request never waits on DNS. A shorter `refresh`\n")
-		w("closes it at the cost of more queries.\n\n")
-	}
-	if zero := summarizeBy(res.Faults[faultZero][peerSwarm], failedShare); zero.Median > 0.01 {
-		w("At 0 tasks the edge answers `503` quickly rather than holding requests, so a closed-loop client\n")
-		w("sends (and fails) more of them; HAProxy holds each request through its connect retries (3 × 1 s),\n")
-		w("which bridges an outage shorter than that at the cost of ~3 s of latency (its p99). Holding requests\n")
-		w("in Caddy means `lb_try_duration`, which the contract advises against because it turns a fast 503\n")
-		w("into a wait: a trade-off, not a defect.\n\n")
-	}
 	if biggestPeer != "" {
 		cpu := func(peer string) string { return fmtDuration(summarizeBy(res.Proxy[peer], cpuPerReq).Median) }
 		w("**The biggest gap is throughput: %s at %.1f× ours.** CPU per request in this run: ours %s,\n", biggestPeer, biggest, cpu(peerSwarm))
@@ -205,7 +178,6 @@ func p50(s sample) float64           { return float64(s.P50) }
 func p99(s sample) float64           { return float64(s.P99) }
 func cpuPerReq(s sample) float64     { return float64(s.CPUPerRequest) }
 func failedShare(s sample) float64   { return s.FailedShare() }
-func recovery(s sample) float64      { return float64(s.Recovery) }
 func succeededRate(s sample) float64 { return s.succeededPerSec() }
 
 // clearlyBelow reports whether a is lower than b by more than 5 % at the
@@ -314,56 +286,6 @@ func at(sh []float64, i int) float64 {
 		return sh[i]
 	}
 	return 0
-}
-
-func writeFaults(w writer, p plan, res *results) {
-	w("## 5. Faults\n\n")
-	w("5 tasks under `wrk -c%d`; %v into each run the fault starts, and the load goes on for %v after\n", proxyConns, p.eventAt, p.tail)
-	w("it ends, so that requests a proxy holds through the fault finish inside the run (wrk does not\n")
-	w("count a request still open when it stops; a request held longer than that is missing here).\n")
-	w("Failed = wrk's socket errors + non-2xx responses, as a share of every request that ended; p99 is\n")
-	w("over the responses received (any status); 2xx/s shows a proxy that stalls rather than fails.\n")
-	w("wrk is a closed loop: a proxy that fails fast lets more requests in, and so counts more failures,\n")
-	w("than one that holds requests (HAProxy retries a dead server's connect, up to 3 × 1 s): read the\n")
-	w("failed share together with 2xx/s and p99.\n\n")
-	for _, f := range faults {
-		switch f {
-		case faultKill:
-			w("**A task killed**: its connections close and Docker withdraws its record.\n\n")
-		case faultDNS:
-			w("**DNS drops queries for %v**, then answers again.\n\n", p.dnsDown)
-		case faultZero:
-			w("**0 tasks for %v**, then 5 again. DNS answers NXDOMAIN at once (Docker may take up to 12 s).\n", p.zero)
-			w("\"Back after\" is the time from the scale-up to the first request that reaches a task.\n\n")
-		}
-		w("| proxy | 2xx/s | failed | p99 |")
-		if f == faultZero {
-			w(" back after |")
-		}
-		w("\n| --- | --- | --- | --- |")
-		if f == faultZero {
-			w(" --- |")
-		}
-		w("\n")
-		for _, name := range balancerNames {
-			rounds := res.Faults[f][name]
-			w("| %s | %s | %s | %s |", name, cell(summarizeBy(rounds, succeededRate), fmtRate),
-				cell(summarizeBy(rounds, failedShare), fmtPercent), cell(summarizeBy(rounds, p99), fmtDuration))
-			if f == faultZero {
-				w(" %s |", cell(summarizeBy(rounds, recovery), fmtRecovery))
-			}
-			w("\n")
-		}
-		w("\n")
-	}
-}
-
-// fmtRecovery is a recovery time, or says that there was none in the run.
-func fmtRecovery(ns float64) string {
-	if ns < 0 {
-		return "not within the run"
-	}
-	return fmtDuration(ns)
 }
 
 // cell is a spread as "median (min–max)", or the median alone for one round.
