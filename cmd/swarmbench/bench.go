@@ -27,6 +27,11 @@ type plan struct {
 	// waitForTasks is the edge's wait_for_tasks: how long a request waits
 	// for a task when the set has just emptied.
 	waitForTasks time.Duration
+	// The cost per service: this many services, idle for costSettle, then
+	// measured over costWindow.
+	costServices           int
+	costSettle, costWindow time.Duration
+	sections               map[string]bool // nil: all
 }
 
 var (
@@ -35,12 +40,14 @@ var (
 		eventAt: time.Second, skewAfter: 6 * time.Second,
 		dnsDown: 10 * time.Second, zero: 5 * time.Second, gap: 3 * time.Second, tail: 3 * time.Second,
 		waitForTasks: 10 * time.Second, // the default
+		costServices: 400, costSettle: 5 * time.Second, costWindow: 30 * time.Second,
 	}
 	smokePlan = plan{
 		rounds: 1, measure: time.Second, settle: 1500 * time.Millisecond,
 		eventAt: time.Second, skewAfter: 2 * time.Second,
 		dnsDown: 3 * time.Second, zero: 2 * time.Second, gap: 3 * time.Second, tail: time.Second,
 		waitForTasks: 5 * time.Second,
+		costServices: 40, costSettle: 2 * time.Second, costWindow: 5 * time.Second,
 	}
 )
 
@@ -62,6 +69,9 @@ const idBatch = 1000
 // idCeiling is the Sonyflake format's ceiling with the default layout:
 // 256 IDs per 10 ms time unit per machine ID.
 const idCeiling = 25600
+
+// idFloor is the share of the ceiling the ID endpoint must reach (issue 11).
+const idFloor = 0.97
 
 // skewReplicas: the service runs 3 tasks, then scales out to 5.
 const skewFrom, skewTo = 3, 5
@@ -95,6 +105,7 @@ type bench struct {
 	idRequests, idBatch target
 	proxies             []target // direct first, then the balancers
 	requestID           []target // off, on, uuid
+	metrics             []target // without, with; none when the section does not run
 }
 
 // balancers are the targets that spread over tasks: all but direct.

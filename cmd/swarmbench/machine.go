@@ -10,16 +10,17 @@ import (
 	"time"
 )
 
-// debianTools are the load generator and the peer proxy, from Debian's packages.
-var debianTools = []string{"wrk", "haproxy"}
+// debianTools are the load generator, the peer proxy and the DNS server
+// of the cost-per-service figure, by command, with their Debian packages.
+var debianTools = []struct{ command, pkg string }{{"wrk", "wrk"}, {"haproxy", "haproxy"}, {"dnsmasq", "dnsmasq-base"}}
 
-// installMissingTools installs wrk and HAProxy with apt-get when either is
-// not on PATH; nothing is downloaded when both are.
+// installMissingTools installs the tools with apt-get when any is not on
+// PATH; nothing is downloaded when all are.
 func installMissingTools() error {
 	var missing []string
 	for _, tool := range debianTools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
+		if _, err := exec.LookPath(tool.command); err != nil {
+			missing = append(missing, tool.pkg)
 		}
 	}
 	if len(missing) == 0 {

@@ -38,9 +38,15 @@ import (
 func main() {
 	smoke := flag.Bool("smoke", false, "one short round (CI): checks that every peer starts and every scenario yields requests; writes the report to a temp dir")
 	out := flag.String("out", ".", "`directory` for BENCHMARKS.md and its chart (full runs)")
+	only := flag.String("sections", "", "run only these comma-separated `sections` ("+strings.Join(allSections, ", ")+"); the report goes to a temp dir")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "swarmbench: unexpected arguments %q\n", flag.Args())
+		os.Exit(2)
+	}
+	sections, err := parseSections(*only)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "swarmbench: --sections: %v\n", err)
 		os.Exit(2)
 	}
 
@@ -48,16 +54,19 @@ func main() {
 	defer stop()
 
 	p, dir := fullPlan, *out
-	if *smoke {
-		p = smokePlan
-		var err error
-		if dir, err = os.MkdirTemp("", "swarmbench-smoke-"); err != nil {
-			fail(err)
-		}
-	}
 	command := "go run ./cmd/swarmbench"
 	if *smoke {
+		p = smokePlan
 		command += " --smoke"
+	}
+	p.sections = sections
+	if *only != "" {
+		command += " --sections " + *only
+	}
+	if *smoke || *only != "" {
+		if dir, err = os.MkdirTemp("", "swarmbench-"); err != nil {
+			fail(err)
+		}
 	}
 	if err := run(ctx, p, dir, command); err != nil {
 		if ctx.Err() != nil {
@@ -120,6 +129,14 @@ func run(ctx context.Context, p plan, dir, command string) (err error) {
 		}
 	}()
 
+	var me *metricsEdges
+	if p.runs(sectionMetrics) {
+		if me, err = launchMetricsEdges(sim); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, me.stop()) }()
+	}
+
 	siteURL := func(port int) string { return fmt.Sprintf("http://127.0.0.1:%d/", port) }
 	b := &bench{
 		plan:       p,
@@ -139,7 +156,10 @@ func run(ctx context.Context, p plan, dir, command string) (err error) {
 			{ridUUID, siteURL(sites.RequestIDUUID), e.PID()},
 		},
 	}
-	for _, t := range append(b.balancers(), b.requestID...) {
+	if me != nil {
+		b.metrics = me.targets()
+	}
+	for _, t := range append(append(b.balancers(), b.requestID...), b.metrics...) {
 		if err := waitServing(t.url, 10*time.Second, ctx.Done()); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -148,6 +168,15 @@ func run(ctx context.Context, p plan, dir, command string) (err error) {
 	res, err := b.rounds(ctx)
 	if err != nil {
 		return err
+	}
+	if p.runs(sectionCost) {
+		fmt.Printf("cost per service: %d services × %d tasks, idle for %v\n", p.costServices, costTasksEach, p.costWindow)
+		cost, err := measureIdleCost(ctx, p.costServices, p.costSettle, p.costWindow)
+		if err != nil {
+			return fmt.Errorf("cost per service: %w", err)
+		}
+		res.Cost = &cost
+		reportCost(cost)
 	}
 	m.Elapsed = time.Since(m.Start)
 	m.LoadAfter = loadAverage()
@@ -180,6 +209,9 @@ type results struct {
 	Skew                map[string][][]float64              // balancer → rounds → share by slot
 	Timeline            map[string][]countSample            // balancer → the last round's samples
 	Faults              map[string]map[string][]rateSummary // fault → balancer → rounds
+	Metrics             map[string][]sample                 // with and without → rounds
+	Stamping            []stampingSample
+	Cost                *idleCost // nil when not run
 }
 
 // rounds runs every scenario plan.rounds times.
@@ -187,7 +219,7 @@ func (b *bench) rounds(ctx context.Context) (*results, error) {
 	res := &results{
 		Proxy: map[string][]sample{}, RequestID: map[string][]sample{},
 		Skew: map[string][][]float64{}, Timeline: map[string][]countSample{},
-		Faults: map[string]map[string][]rateSummary{},
+		Faults: map[string]map[string][]rateSummary{}, Metrics: map[string][]sample{},
 	}
 	for _, f := range faults {
 		res.Faults[f] = map[string][]rateSummary{}
@@ -197,7 +229,7 @@ func (b *bench) rounds(ctx context.Context) (*results, error) {
 		if err := b.restore(ctx, b.proxies[1], skewTo); err != nil {
 			return nil, err
 		}
-		for _, t := range inOrder(r, []target{b.idRequests, b.idBatch}) {
+		for _, t := range inSection(b.plan, r, sectionIDs, []target{b.idRequests, b.idBatch}) {
 			maxFailed := maxFailedShare
 			if t == b.idBatch {
 				// 32 concurrent batches of 1000 queue for longer than the
@@ -215,7 +247,7 @@ func (b *bench) rounds(ctx context.Context) (*results, error) {
 			}
 			report("ids", t.name, s)
 		}
-		for _, t := range inOrder(r, b.proxies) {
+		for _, t := range inSection(b.plan, r, sectionProxy, b.proxies) {
 			s, err := b.throughput(ctx, t, proxyThreads, proxyConns, maxFailedShare)
 			if err != nil {
 				return nil, err
@@ -223,7 +255,7 @@ func (b *bench) rounds(ctx context.Context) (*results, error) {
 			res.Proxy[t.name] = append(res.Proxy[t.name], s)
 			report("proxy", t.name, s)
 		}
-		for _, t := range inOrder(r, b.requestID) {
+		for _, t := range inSection(b.plan, r, sectionRequestID, b.requestID) {
 			s, err := b.throughput(ctx, t, proxyThreads, proxyConns, maxFailedShare)
 			if err != nil {
 				return nil, err
@@ -231,7 +263,23 @@ func (b *bench) rounds(ctx context.Context) (*results, error) {
 			res.RequestID[t.name] = append(res.RequestID[t.name], s)
 			report("request_id", t.name, s)
 		}
-		for _, t := range inOrder(r, b.balancers()) {
+		for _, t := range inSection(b.plan, r, sectionMetrics, b.metrics) {
+			s, err := b.throughput(ctx, t, proxyThreads, proxyConns, maxFailedShare)
+			if err != nil {
+				return nil, err
+			}
+			res.Metrics[t.name] = append(res.Metrics[t.name], s)
+			report("metrics", t.name, s)
+		}
+		if b.plan.runs(sectionStamping) {
+			s, err := stamping(ctx, b.requestID[1].url, b.idBatch.url, b.plan.measure)
+			if err != nil {
+				return nil, fmt.Errorf("stamping beside batch clients: %w", err)
+			}
+			res.Stamping = append(res.Stamping, s)
+			reportStamping(s)
+		}
+		for _, t := range inSection(b.plan, r, sectionSkew, b.balancers()) {
 			window, timeline, err := b.skew(ctx, t)
 			if err != nil {
 				return nil, err
@@ -240,7 +288,7 @@ func (b *bench) rounds(ctx context.Context) (*results, error) {
 			res.Timeline[t.name] = timeline
 			fmt.Printf("  %-17s %-44s shares %s\n", "skew", t.name, formatShares(window))
 		}
-		for _, f := range inOrder(r, faults) {
+		for _, f := range inSection(b.plan, r, sectionFaults, faults) {
 			for _, t := range inOrder(r, b.faultPeers()) {
 				if !faultRuns(f, t.name) {
 					continue

@@ -174,22 +174,27 @@ func startHAProxy(sim *swarmsim.Service) (*haproxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cfg bytes.Buffer
+	if err := haproxyTemplate.Execute(&cfg, map[string]any{
+		"DNS": sim.DNS(), "Port": port, "Slots": haproxySlots, "Service": sim.Name(), "TaskPort": sim.Port(),
+	}); err != nil {
+		return nil, err
+	}
+	return launchHAProxy(cfg.Bytes(), port, func(h *haproxy) error { return waitServing(h.url(), 10*time.Second, h.exited) })
+}
+
+// launchHAProxy runs HAProxy with cfg, listening on port, and returns once
+// ready says it is up.
+func launchHAProxy(cfg []byte, port int, ready func(*haproxy) error) (*haproxy, error) {
 	dir, err := os.MkdirTemp("", "swarmbench-haproxy-")
 	if err != nil {
 		return nil, err
 	}
 	h := &haproxy{port: port, dir: dir, exited: make(chan struct{})}
-	var cfg bytes.Buffer
-	if err := haproxyTemplate.Execute(&cfg, map[string]any{
-		"DNS": sim.DNS(), "Port": port, "Slots": haproxySlots, "Service": sim.Name(), "TaskPort": sim.Port(),
-	}); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
 	cfgPath := filepath.Join(dir, "haproxy.cfg")
 	out, err := os.Create(filepath.Join(dir, "output"))
 	if err == nil {
-		err = os.WriteFile(cfgPath, cfg.Bytes(), 0o644)
+		err = os.WriteFile(cfgPath, cfg, 0o644)
 	}
 	if err != nil {
 		os.RemoveAll(dir)
@@ -208,7 +213,7 @@ func startHAProxy(sim *swarmsim.Service) (*haproxy, error) {
 		out.Close()
 		close(h.exited)
 	}()
-	if err := waitServing(h.url(), 10*time.Second, h.exited); err != nil {
+	if err := ready(h); err != nil {
 		select {
 		case <-h.exited:
 			err = fmt.Errorf("exited at start: %v", h.err)

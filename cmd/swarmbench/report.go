@@ -112,11 +112,30 @@ func markdown(m machine, p plan, res *results, service string, vs []verdict) str
 	w("  proxy process's user+system time over the run (from `/proc`), divided by the requests.\n\n")
 
 	writeTrail(w, res)
-	writeIDs(w, res)
-	writeProxy(w, res)
-	writeRequestID(w, res)
-	writeSkew(w, p, res, service)
-	writeFaults(w, p, res, vs)
+	if p.runs(sectionIDs) {
+		writeIDs(w, res)
+	}
+	if p.runs(sectionProxy) {
+		writeProxy(w, res)
+	}
+	if p.runs(sectionRequestID) {
+		writeRequestID(w, res)
+	}
+	if p.runs(sectionSkew) {
+		writeSkew(w, p, res, service)
+	}
+	if p.runs(sectionFaults) {
+		writeFaults(w, p, res, vs)
+	}
+	if p.runs(sectionMetrics) {
+		writeMetrics(w, res)
+	}
+	if p.runs(sectionStamping) {
+		writeStamping(w, res)
+	}
+	if res.Cost != nil {
+		writeCost(w, res.Cost)
+	}
 	return b.String()
 }
 
@@ -151,6 +170,10 @@ func writeTrail(w writer, res *results) {
 		}
 	}
 	gaps = append(gaps, faultGaps(res)...)
+	if c := res.Cost; c != nil && c.Edge.CPUShare > c.HAProxy.CPUShare {
+		gaps = append(gaps, fmt.Sprintf("**Idle cost at %d services: the edge burns %s of a core, HAProxy %s** (section 8).",
+			c.Services, fmtPercent(c.Edge.CPUShare), fmtPercent(c.HAProxy.CPUShare)))
+	}
 	if len(gaps) == 0 {
 		w("Nowhere in this run.\n\n")
 		return
@@ -208,6 +231,11 @@ func writeIDs(w writer, res *results) {
 	w("| IDs/s with `count=%d` (200s only) | %s | %s | %s | %s | %s |\n\n", idBatch, cell(ids, fmtRate), fmtPercent(ids.Median/idCeiling),
 		cell(summarizeBy(res.IDBatch, p50), fmtDuration), cell(summarizeBy(res.IDBatch, p99), fmtDuration),
 		cell(summarizeBy(res.IDBatch, cpuPerReq), fmtDuration))
+	verdict := "at least"
+	if reqs.Median < idFloor*idCeiling {
+		verdict = "**below**"
+	}
+	w("One ID per request reaches %s of the ceiling: %s the %.2f the contract asks for.\n\n", fmtRatio(reqs.Median/idCeiling), verdict, idFloor)
 	w("With %d connections asking for %d IDs each, a batch would queue for longer than the endpoint's\n", idConns, idBatch)
 	w("1 s bound, so the endpoint sheds most of them at once with `503` and `Retry-After` (%s of the\n",
 		cell(summarizeBy(res.IDBatch, failedShare), fmtPercent))
