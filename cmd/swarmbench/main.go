@@ -169,6 +169,7 @@ func run(ctx context.Context, p plan, dir, command string) (err error) {
 	if err != nil {
 		return err
 	}
+	res.WaitForTasks = waitSetting
 	if p.runs(sectionCost) {
 		fmt.Printf("cost per service: %d services × %d tasks, idle for %v\n", p.costServices, costTasksEach, p.costWindow)
 		cost, err := measureIdleCost(ctx, p.costServices, p.costSettle, p.costWindow)
@@ -180,7 +181,7 @@ func run(ctx context.Context, p plan, dir, command string) (err error) {
 	}
 	m.Elapsed = time.Since(m.Start)
 	m.LoadAfter = loadAverage()
-	verdicts := checkPromises(p, res, waitForTasks)
+	verdicts := checkPromises(p, res)
 	printVerdicts(verdicts)
 	if err := writeReport(dir, m, p, res, sim.Name(), verdicts); err != nil {
 		return err
@@ -211,7 +212,8 @@ type results struct {
 	Faults              map[string]map[string][]rateSummary // fault → balancer → rounds
 	Metrics             map[string][]sample                 // with and without → rounds
 	Stamping            []stampingSample
-	Cost                *idleCost // nil when not run
+	Cost                *idleCost     // nil when not run
+	WaitForTasks        time.Duration // the edge's wait_for_tasks; 0: the binary has none
 }
 
 // rounds runs every scenario plan.rounds times.

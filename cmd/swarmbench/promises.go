@@ -18,8 +18,8 @@ type promise struct {
 	claim string // as the contract words it
 	// limit is the worst latency allowed (margin included); 0: none.
 	limit func(p plan) time.Duration
-	// zeroFailed: no request may fail.
-	zeroFailed bool
+	// zeroFailed: no request may fail; all503: every answer must be a 503.
+	zeroFailed, all503 bool
 	// needsWait: only an edge with wait_for_tasks keeps it.
 	needsWait bool
 }
@@ -29,7 +29,7 @@ var promises = []promise{
 	{fault: faultKill, claim: "a task killed: 0 failed", zeroFailed: true},
 	{fault: faultGap, claim: "single-replica stop-first gap: 0 failed, worst latency ≤ gap + 1 s", zeroFailed: true, needsWait: true,
 		limit: func(p plan) time.Duration { return p.gap + time.Second + loadedMargin }},
-	{fault: faultNoTasks, claim: "no task, past wait_for_tasks: 503 in < 300 ms",
+	{fault: faultNoTasks, claim: "no task, past wait_for_tasks: 503 in < 300 ms", all503: true,
 		limit: func(plan) time.Duration { return 300*time.Millisecond + loadedMargin }},
 }
 
@@ -42,14 +42,14 @@ type verdict struct {
 }
 
 // checkPromises checks every promise against every round of the edge's
-// fault rows. waitForTasks says whether the edge ran with wait_for_tasks.
-func checkPromises(p plan, res *results, waitForTasks bool) []verdict {
+// fault rows.
+func checkPromises(p plan, res *results) []verdict {
 	var vs []verdict
 	for _, pr := range promises {
 		v := verdict{promise: pr}
 		rounds := res.Faults[pr.fault][peerSwarm]
 		switch {
-		case pr.needsWait && !waitForTasks:
+		case pr.needsWait && res.WaitForTasks == 0:
 			v.skipped = "the edge binary has no wait_for_tasks"
 		case len(rounds) == 0:
 			v.skipped = "not run"
@@ -63,16 +63,21 @@ func checkPromises(p plan, res *results, waitForTasks bool) []verdict {
 
 // judge returns the worst round's figures and whether any round breaks pr.
 func judge(pr promise, p plan, rounds []rateSummary) (string, bool) {
-	var failed, sent int
+	var measured string
+	var broken bool
 	var worst time.Duration
 	for _, s := range rounds {
-		if s.Failed >= failed {
-			failed, sent = s.Failed, s.Sent
-		}
 		worst = max(worst, s.Worst)
+		switch {
+		case pr.zeroFailed && (s.Failed > 0 || measured == ""):
+			measured = fmt.Sprintf("failed %d of %d", s.Failed, s.Sent)
+			broken = broken || s.Failed > 0
+		case pr.all503 && (s.Statuses[503] < s.Sent || measured == ""):
+			measured = fmt.Sprintf("503 to %d of %d", s.Statuses[503], s.Sent)
+			broken = broken || s.Statuses[503] < s.Sent
+		}
 	}
-	broken := pr.zeroFailed && failed > 0
-	measured := fmt.Sprintf("failed %d of %d, worst %s", failed, sent, fmtDuration(float64(worst)))
+	measured += ", worst " + fmtDuration(float64(worst))
 	if pr.limit != nil {
 		limit := pr.limit(p)
 		broken = broken || worst > limit

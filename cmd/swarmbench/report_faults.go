@@ -46,7 +46,11 @@ func writeFaults(w writer, p plan, res *results, vs []verdict) {
 	w("when a request was due, so a proxy that holds requests shows it. %v into each run the fault starts;\n", p.eventAt)
 	w("the schedule goes on for %v after it ends, and the run waits for every request. Failed = any\n", p.tail)
 	w("status ≥ 400, a transport error or a timeout. Cells: median (range) over the rounds.\n")
-	w("The edge runs `dynamic swarm` with `wait_for_tasks %v`; Caddy's `dynamic a` and HAProxy as in section 2.\n\n", p.waitForTasks)
+	if res.WaitForTasks > 0 {
+		w("The edge runs `dynamic swarm` with `wait_for_tasks %v`; Caddy's `dynamic a` and HAProxy as in section 2.\n\n", res.WaitForTasks)
+	} else {
+		w("**The edge binary has no `wait_for_tasks`**: it ran without; Caddy's `dynamic a` and HAProxy as in section 2.\n\n")
+	}
 	for _, f := range faults {
 		w("%s\n\n", faultCaption(f, p))
 		w("| proxy | sent | failed | worst latency | p99 |\n| --- | --- | --- | --- | --- |\n")
@@ -83,8 +87,8 @@ func faultCaption(f string, p plan) string {
 
 // writeVerdicts lists the contract's promises with this run's figures.
 func writeVerdicts(w writer, vs []verdict) {
-	w("What the contract promises, checked on every run (`--smoke` fails when one breaks; latency limits\n")
-	w("carry %v of margin for a loaded machine):\n\n| promise | this run (worst round) | |\n| --- | --- | --- |\n", fmtDuration(float64(loadedMargin)))
+	w("What the contract promises, checked on every run (the runner exits non-zero after writing the report\n")
+	w("when one breaks; latency limits carry %v of margin for a loaded machine):\n\n| promise | this run (worst round) | |\n| --- | --- | --- |\n", fmtDuration(float64(loadedMargin)))
 	for _, v := range vs {
 		mark, figures := "kept", v.measured
 		switch {
