@@ -2,21 +2,30 @@
 // one run, against the local Swarm stand-in, and writes BENCHMARKS.md with
 // a chart:
 //
-//	go run ./cmd/swarmbench           # full: 3 rounds, about 12 minutes
-//	go run ./cmd/swarmbench --smoke   # 1 short round, report to a temp dir (CI)
+//	go run ./cmd/swarmbench                      # full: 3 rounds, about 20 minutes
+//	go run ./cmd/swarmbench --smoke              # 1 short round, report to a temp dir (CI)
+//	go run ./cmd/swarmbench --sections faults,cost   # only those, report to a temp dir
 //
 // The scenarios: the ID endpoint's rate against the format's ceiling; the
 // proxy path (direct to a task, the edge with `dynamic swarm`, Caddy's
 // `dynamic a`, Caddy to the VIP, HAProxy with server-template); the cost of
-// request_id; each task's share after a scale-out under keep-alive load;
-// failed requests when a task dies, DNS drops queries, or no task is left.
-// Peers run in turn within a round, in alternating order across rounds;
-// the tables show the median and range over the rounds.
+// request_id and of Caddy's `metrics`; stamping while batch clients drain
+// the ID endpoint; each task's share after a scale-out under keep-alive
+// load; open-loop fault rows (DNS outage, task kill, a single replica's
+// stop-first gap, 0 tasks, no task past wait_for_tasks); the idle cost of
+// 400 services next to HAProxy's. Peers run in turn within a round, in
+// alternating order across rounds; the tables show the median and range
+// over the rounds.
 //
-// It installs wrk and HAProxy (Debian packages) when they are missing,
-// builds the edge from ./cmd/caddy and runs it with the Go runtime settings
-// the image ships. The stand-in runs inside this process. Everything it
-// starts stops on exit and on Ctrl-C.
+// The contract's promises for the fault rows (0 failed in a DNS outage and
+// when a task dies, no failure in a single replica's gap, a fast 503 when
+// no task is left) are checked on every run: the runner writes the report,
+// then exits non-zero naming each broken promise.
+//
+// It installs wrk, HAProxy and dnsmasq (Debian packages) when they are
+// missing, builds the edge from ./cmd/caddy and runs it with the Go runtime
+// settings the image ships. The stand-in runs inside this process.
+// Everything it starts stops on exit and on Ctrl-C.
 package main
 
 import (

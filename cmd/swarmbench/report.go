@@ -235,7 +235,7 @@ func writeIDs(w writer, res *results) {
 	if reqs.Median < idFloor*idCeiling {
 		verdict = "**below**"
 	}
-	w("One ID per request reaches %s of the ceiling: %s the %.2f the contract asks for.\n\n", fmtRatio(reqs.Median/idCeiling), verdict, idFloor)
+	w("One ID per request reaches %.3f of the ceiling: %s the %.2f that issue 11 asks for.\n\n", reqs.Median/idCeiling, verdict, idFloor)
 	w("With %d connections asking for %d IDs each, a batch would queue for longer than the endpoint's\n", idConns, idBatch)
 	w("1 s bound, so the endpoint sheds most of them at once with `503` and `Retry-After` (%s of the\n",
 		cell(summarizeBy(res.IDBatch, failedShare), fmtPercent))

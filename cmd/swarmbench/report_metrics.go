@@ -15,8 +15,12 @@ func writeMetrics(w writer, res *results) {
 			cell(summarizeBy(rounds, cpuPerReq), fmtDuration),
 			fmtSignedDuration(summarizeBy(rounds, cpuPerReq).Median-summarizeBy(off, cpuPerReq).Median))
 	}
-	w("\n**The figure: `metrics` costs %s of the proxied requests/s in this run** (median of the rounds'\n", fmtPercent(metricsCost(res)))
-	w("own ratios; each round runs both back to back, so a busy moment hits both).\n\n")
+	if cost := metricsCost(res); cost >= 0 {
+		w("\n**The figure: `metrics` costs %s of the proxied requests/s in this run**", fmtPercent(cost))
+	} else {
+		w("\n**The figure: no cost measurable in this run**: the edge with `metrics` served %s more (noise)", fmtPercent(-cost))
+	}
+	w(" (median of the rounds'\nown ratios; each round runs both back to back, so a busy moment hits both).\n\n")
 }
 
 // metricsCost is the share of requests/s that `metrics` costs: 1 − the

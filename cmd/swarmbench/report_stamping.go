@@ -15,7 +15,7 @@ func batchShed(s stampingSample) float64      { return float64(s.BatchShed) }
 
 func writeStamping(w writer, res *results) {
 	w("## 7. Stamping beside batch clients\n\n")
-	w("The `request_id on` site of section 3 under `%d` keep-alive clients while %d more clients ask the\n", proxyConns, stampBatchClients)
+	w("The `request_id on` site of section 3 under %d keep-alive clients while %d more clients ask the\n", proxyConns, stampBatchClients)
 	w("ID endpoint for `count=%d` in a loop on the same edge (the starvation case of issue 11). Stamped =\n", idBatch)
 	w("proxied answers whose request reached the task with an `X-Request-ID` (the stand-in echoes it).\n\n")
 	w("| proxied requests/s | stamped | batch IDs/s | batch answers shed (503) per run |\n| --- | --- | --- | --- |\n")

@@ -83,3 +83,16 @@ func TestMetricsCostPairsRounds(t *testing.T) {
 		t.Fatalf("metricsCost = %v, want 0.1", got)
 	}
 }
+
+// A noisy run where the edge with metrics was faster says so instead of
+// printing a negative cost.
+func TestMarkdownMetricsNoise(t *testing.T) {
+	res := newSectionsFixture()
+	res.Metrics[metricsOn], res.Metrics[metricsOff] = res.Metrics[metricsOff], res.Metrics[metricsOn]
+	p := fullPlan
+	p.sections = map[string]bool{sectionMetrics: true}
+	md := markdown(machine{}, p, res, "app", nil)
+	if !strings.Contains(md, "no cost measurable in this run**: the edge with `metrics` served") || strings.Contains(md, "costs -") {
+		t.Errorf("a negative cost is not reported as noise:\n%s", md)
+	}
+}
