@@ -2,7 +2,7 @@
 // one run, against the local Swarm stand-in, and writes BENCHMARKS.md with
 // a chart:
 //
-//	go run ./cmd/swarmbench                      # full: 3 rounds, about 20 minutes
+//	go run ./cmd/swarmbench                      # full: 3 rounds, about 15 minutes
 //	go run ./cmd/swarmbench --smoke              # 1 short round, report to a temp dir (CI)
 //	go run ./cmd/swarmbench --sections faults,cost   # only those, report to a temp dir
 //

@@ -59,10 +59,10 @@ func sendAtRate(ctx context.Context, client *http.Client, load rateLoad) rateRes
 	slots := make(chan struct{}, load.maxInFlight)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for i := range n {
-		due := time.Duration(i) * interval
+	scheduled := 0
+	for ; scheduled < n; scheduled++ {
+		i, due := scheduled, time.Duration(scheduled)*interval
 		if !sleepUntil(ctx, start.Add(due)) || !acquire(ctx, slots) {
-			records = records[:i]
 			break
 		}
 		wg.Go(func() {
@@ -71,7 +71,7 @@ func sendAtRate(ctx context.Context, client *http.Client, load rateLoad) rateRes
 		})
 	}
 	wg.Wait()
-	return rateResult{records: records}
+	return rateResult{records: records[:scheduled]}
 }
 
 // send makes one request due at start+due and records it.

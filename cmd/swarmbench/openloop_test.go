@@ -17,16 +17,14 @@ import (
 // A request held back by the in-flight bound counts its latency from when
 // it was due, not from when it could leave.
 func TestSendAtRateLatencyFromSchedule(t *testing.T) {
-	release := make(chan struct{})
+	const hold = 300 * time.Millisecond
 	var first atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if first.CompareAndSwap(false, true) {
-			<-release
+			time.Sleep(hold) // from after the run started: the others wait at least until start+hold
 		}
 	}))
 	defer srv.Close()
-	const hold = 300 * time.Millisecond
-	time.AfterFunc(hold, func() { close(release) })
 
 	load := rateLoad{url: srv.URL, rate: 100, duration: 200 * time.Millisecond, timeout: 5 * time.Second, maxInFlight: 1}
 	res := sendAtRate(context.Background(), rateClient(1), load)
