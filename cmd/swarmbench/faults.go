@@ -28,6 +28,11 @@ const (
 	faultMaxInFlight = 4000
 )
 
+// pastWaitSlack is how long after the wait the row past wait_for_tasks
+// starts sending: the edge counts the wait from when it sees the set empty,
+// which takes two empty answers a refresh (1 s) apart, plus a second.
+const pastWaitSlack = 3 * time.Second
+
 // faultPeers are the balancers the fault table compares.
 func (b *bench) faultPeers() []target {
 	var ts []target
@@ -91,7 +96,7 @@ func (b *bench) fault(ctx context.Context, t target, fault string) (rateSummary,
 		if err := b.sim.Scale(0); err != nil {
 			return rateSummary{}, err
 		}
-		if err := sleep(ctx, p.waitForTasks+time.Second); err != nil {
+		if err := sleep(ctx, p.waitForTasks+pastWaitSlack); err != nil {
 			return rateSummary{}, err
 		}
 		end = 0

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"strings"
-	"time"
 )
 
 // faultPeerNames are the fault table's peers, in table order.
@@ -80,7 +79,8 @@ func faultCaption(f string, p plan) string {
 		return fmt.Sprintf("**0 tasks for %v, then back**: 5 tasks scale to 0 and back to 5. DNS answers NXDOMAIN at once.", p.zero)
 	case faultNoTasks:
 		return fmt.Sprintf("**No task, past `wait_for_tasks`** (the edge only): the service has had 0 tasks for %v\n"+
-			"(the wait plus 1 s) when the load starts, for %v; every answer should be a fast 503.", p.waitForTasks+time.Second, p.tail)
+			"(the wait, plus %v: the edge sees the set empty after two empty answers a refresh apart) when the\n"+
+			"load starts, for %v; every answer should be a fast 503.", p.waitForTasks+pastWaitSlack, pastWaitSlack, p.tail)
 	}
 	return f
 }
