@@ -117,7 +117,7 @@ func run(ctx context.Context, p plan, dir, command string) (err error) {
 	if waitForTasks {
 		waitSetting = p.waitForTasks
 	} else {
-		fmt.Println("the edge binary has no wait_for_tasks: its promises are not checked")
+		fmt.Println("the edge binary has no wait_for_tasks: the single-replica gap promise is not checked")
 	}
 	e, sites, err := launchEdge(sim, waitSetting)
 	if err != nil {

@@ -196,12 +196,11 @@ func writeTrail(w writer, res *results) {
 	}
 }
 
-func rps(s sample) float64           { return s.RequestsSec }
-func p50(s sample) float64           { return float64(s.P50) }
-func p99(s sample) float64           { return float64(s.P99) }
-func cpuPerReq(s sample) float64     { return float64(s.CPUPerRequest) }
-func failedShare(s sample) float64   { return s.FailedShare() }
-func succeededRate(s sample) float64 { return s.succeededPerSec() }
+func rps(s sample) float64         { return s.RequestsSec }
+func p50(s sample) float64         { return float64(s.P50) }
+func p99(s sample) float64         { return float64(s.P99) }
+func cpuPerReq(s sample) float64   { return float64(s.CPUPerRequest) }
+func failedShare(s sample) float64 { return s.FailedShare() }
 
 // clearlyBelow reports whether a is lower than b by more than 5 % at the
 // median and, over several rounds, in every round: a's worst below b's best.
