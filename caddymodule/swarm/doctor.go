@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 
 	"github.com/swarmedge/swarmedge/caddymodule/sonyflake"
@@ -31,7 +32,7 @@ const (
 // newDoctorCommand is `caddy swarm doctor`.
 func newDoctorCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "doctor [--admin <addr>] [--json] [<service>...]",
+		Use:   "doctor [--admin <addr>] [--json] [--resolv-conf <file>] [<service>...]",
 		Short: "Checks the edge's view of the Swarm: DNS, tasks, machine ID, sockets, clock",
 		Long: `Runs, from inside an edge container with no shell, the network checks one
 does by hand with cat /etc/resolv.conf, nslookup, netstat and strace:
@@ -57,7 +58,7 @@ docker exec <edge container> /caddy swarm doctor --json app`,
 		RunE: caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
 			env := doctorEnv{
 				admin:      fl.String("admin"),
-				resolvConf: resolvConfPath,
+				resolvConf: fl.String("resolv-conf"),
 				procNet:    []string{"/proc/net/tcp", "/proc/net/tcp6"},
 				client:     &http.Client{Timeout: doctorCheckTimeout},
 				now:        time.Now,
@@ -74,6 +75,7 @@ docker exec <edge container> /caddy swarm doctor --json app`,
 	}
 	cmd.Flags().String("admin", caddy.DefaultAdminListen, "the edge's admin API address; empty: none")
 	cmd.Flags().Bool("json", false, "print one JSON object per finding")
+	cmd.Flags().String("resolv-conf", resolvConfPath, "the resolv.conf to check")
 	return cmd
 }
 
@@ -265,7 +267,7 @@ func (e doctorEnv) checkService(ctx context.Context, n taskNames, servers []stri
 		checkTaskName(n, "tcp", server, tcp, tcpErr),
 	}
 	var dnsNow []netip.Addr
-	if udpErr == nil && tcpErr == nil && udp.rcode == tcp.rcode {
+	if udpErr == nil && tcpErr == nil && udp.rcode == dns.RcodeSuccess && tcp.rcode == dns.RcodeSuccess {
 		findings = append(findings, checkTransportsAgree(n, udp, tcp))
 		dnsNow = tcp.addrs
 	}

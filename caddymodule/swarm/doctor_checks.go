@@ -112,6 +112,7 @@ func queryOnce(ctx context.Context, server, network, name string, timeout time.D
 	if err != nil && len(resp.Answer) > 0 {
 		return ans, err
 	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
 	ans.addrs = addrs
 	for i, rr := range resp.Answer {
 		if ttl := rr.Header().Ttl; i == 0 || ttl < ans.minTTL {
