@@ -161,7 +161,7 @@ func checkTaskName(n taskNames, network, server string, ans dnsAnswer, err error
 		f.Detail = "an answer with no address"
 		f.Fix = "the service has no running, healthy task: docker service ps " + n.service
 	default:
-		f.Detail = fmt.Sprintf("%d tasks in %s, TTL %d", len(ans.addrs), ans.latency.Round(time.Millisecond), ans.minTTL)
+		f.Detail = fmt.Sprintf("%d tasks in %s, TTL %d: %s", len(ans.addrs), ans.latency.Round(time.Millisecond), ans.minTTL, describeFirst(ans.addrs, 10))
 		if ans.truncated {
 			f.Verdict = verdictWarn
 			f.Detail += ", truncated (TC)"
@@ -195,6 +195,14 @@ func isSubset(small, big []netip.Addr) bool {
 		}
 	}
 	return true
+}
+
+// describeFirst lists the first n addresses, and how many more there are.
+func describeFirst(addrs []netip.Addr, n int) string {
+	if len(addrs) <= n {
+		return describeAddrList(addrs)
+	}
+	return fmt.Sprintf("%s and %d more", describeAddrList(addrs[:n]), len(addrs)-n)
 }
 
 func describeAddrList(addrs []netip.Addr) string {

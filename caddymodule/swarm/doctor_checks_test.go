@@ -71,7 +71,7 @@ func TestCheckTaskName(t *testing.T) {
 		verdict         verdict
 		inDetail, inFix string
 	}{
-		{"healthy", dnsAnswer{addrs: addrs("10.0.16.3", "10.0.16.4"), minTTL: 600, latency: 2 * time.Millisecond}, nil, verdictOK, "2 tasks in 2ms, TTL 600", ""},
+		{"healthy", dnsAnswer{addrs: addrs("10.0.16.3", "10.0.16.4"), minTTL: 600, latency: 2 * time.Millisecond}, nil, verdictOK, "2 tasks in 2ms, TTL 600: 10.0.16.3 10.0.16.4", ""},
 		{"truncated", dnsAnswer{addrs: addrs("10.0.16.3"), truncated: true, minTTL: 600}, nil, verdictWarn, "truncated (TC)", "over TCP"},
 		{"nxdomain", dnsAnswer{rcode: dns.RcodeNameError, latency: 12 * time.Second}, nil, verdictFail, "NXDOMAIN after 12s", "<stack>_app"},
 		{"servfail", dnsAnswer{rcode: dns.RcodeServerFailure}, nil, verdictFail, "rcode SERVFAIL", "daemon log"},
