@@ -61,6 +61,9 @@ type machineIDSource struct {
 type resolvedMachineID struct {
 	id     int
 	source string
+	// addr is the address the ID was derived from; invalid for the
+	// explicit and env sources.
+	addr netip.Addr
 	// warning is set when the library's rule picked one of several
 	// candidate addresses: other nodes may pick colliding ones.
 	warning string
@@ -146,7 +149,7 @@ func machineIDFromCIDR(cidr string, bits int, ifaces []netInterface) (resolvedMa
 		for _, a := range ifc.Addrs {
 			if addr := a.Addr(); addr.Is4() && prefix.Contains(addr) {
 				id := int(ipv4Uint(addr) - ipv4Uint(prefix.Addr()))
-				return resolvedMachineID{id: id, source: fmt.Sprintf("cidr %s: address %s on %s", prefix, addr, ifc.Name)}, nil
+				return resolvedMachineID{id: id, source: fmt.Sprintf("cidr %s: address %s on %s", prefix, addr, ifc.Name), addr: addr}, nil
 			}
 		}
 	}
@@ -163,7 +166,7 @@ func machineIDFromInterface(name string, bits int, ifaces []netInterface) (resol
 		}
 		for _, a := range ifc.Addrs {
 			if addr := a.Addr(); addr.Is4() {
-				return resolvedMachineID{id: lowBits(addr, bits), source: fmt.Sprintf("interface %s: address %s", name, addr)}, nil
+				return resolvedMachineID{id: lowBits(addr, bits), source: fmt.Sprintf("interface %s: address %s", name, addr), addr: addr}, nil
 			}
 		}
 		return resolvedMachineID{}, fmt.Errorf("machine_id interface %s: it has no IPv4 address; %s", name, howToSet)
@@ -191,7 +194,7 @@ func machineIDFromPrivateAddress(bits int, ifaces []netInterface) (resolvedMachi
 		return resolvedMachineID{}, fmt.Errorf("no machine ID: this host has no private IPv4 address to derive one from (it has %s); %s",
 			describeAddrs(ifaces, anyAddr), howToSet)
 	}
-	res := resolvedMachineID{id: lowBits(first, bits), source: fmt.Sprintf("first private address %s on %s", first, firstIface)}
+	res := resolvedMachineID{id: lowBits(first, bits), source: fmt.Sprintf("first private address %s on %s", first, firstIface), addr: first}
 	if candidates > 1 {
 		res.warning = fmt.Sprintf("machine ID taken from the first of several private addresses (%s): another node may derive the same machine ID (e.g. from docker_gwbridge, the same range on every node) and mint duplicate IDs; %s",
 			describeAddrs(ifaces, isLibraryPrivate), howToSet)

@@ -14,15 +14,17 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "swarm",
-		Usage: "health [--timeout <duration>] <url>",
+		Usage: "health [--timeout <duration>] <url> | doctor [--admin <addr>] [--json] [<service>...]",
 		Short: "Commands for running the edge in Docker Swarm",
 		Long: `
 Subcommands for running the edge in Docker Swarm:
 
   health <url>   exits 0 when the URL answers 2xx: the HEALTHCHECK for
-                 images with no curl (FROM scratch)`,
+                 images with no curl (FROM scratch)
+  doctor         checks DNS, tasks, machine ID, sockets and clock from
+                 inside an edge container; exit 0 ok, 1 warning, 2 failure`,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(newHealthCommand())
+			cmd.AddCommand(newHealthCommand(), newDoctorCommand())
 		},
 	})
 }

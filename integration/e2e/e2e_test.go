@@ -153,6 +153,8 @@ func testServices(t *testing.T, root string) {
 		checkLoad(t, runLoad(t, network, "http://"+addr.String()+"/", 500), wantMachineIDs[i:i+1])
 	}
 
+	t.Run("doctor", func(t *testing.T) { checkDoctor(t, edges[0], apps) })
+
 	t.Run("scale", func(t *testing.T) {
 		docker(t, "service", "scale", "--detach", appService+"=8")
 		apps = waitTasks(t, appService, 8)
@@ -607,4 +609,40 @@ func freePort(t testing.TB) string {
 	}
 	t.Fatal("no port free for both TCP and UDP")
 	return ""
+}
+
+// checkDoctor runs `caddy swarm doctor` inside an edge container (no
+// shell: the scratch image's /caddy) and checks that it reports the
+// overlay network's real tasks, as DNS and the edge see them.
+func checkDoctor(t *testing.T, edge task, apps []task) {
+	out, err := tryDocker(nil, "exec", edge.ContainerID, "/caddy", "swarm", "doctor", "--json", appService)
+	t.Logf("caddy swarm doctor (%v):\n%s", err, out)
+	var findings = map[string]string{} // check (up to its " @") → verdict and detail
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var f struct{ Check, Verdict, Detail string }
+		if json.Unmarshal([]byte(line), &f) != nil {
+			continue // the summary line on stderr
+		}
+		check, _, _ := strings.Cut(f.Check, " @")
+		findings[check] = f.Verdict + ": " + f.Detail
+	}
+	var want []string
+	for _, a := range apps {
+		want = append(want, netip.MustParsePrefix(a.Addresses[network]).Addr().String())
+	}
+	for _, check := range []string{"resolv.conf", "dns tasks." + appService + " udp", "dns tasks." + appService + " tcp", "edge tasks." + appService + ":80"} {
+		got, ok := findings[check]
+		if !ok || !strings.HasPrefix(got, "ok: ") {
+			t.Errorf("doctor: %s = %q, want ok", check, got)
+		}
+	}
+	tcp := findings["dns tasks."+appService+" tcp"]
+	for _, addr := range want {
+		if !strings.Contains(tcp+" ", " "+addr+" ") {
+			t.Errorf("doctor's tasks.%s %q does not list task %s", appService, tcp, addr)
+		}
+	}
+	if got := findings["resolv.conf"]; !strings.Contains(got, "127.0.0.11") {
+		t.Errorf("doctor's resolv.conf: %q, want Docker's 127.0.0.11", got)
+	}
 }
