@@ -152,7 +152,7 @@ const garbageName = "tasks.garbage."
 
 // startTestDNSServer serves handler's answers (the reply header and
 // question are filled in); handler returns nil to not answer at all.
-func startTestDNSServer(t *testing.T, handler func(q dns.Question) *dns.Msg) *testDNSServer {
+func startTestDNSServer(t testing.TB, handler func(q dns.Question) *dns.Msg) *testDNSServer {
 	t.Helper()
 	var pc net.PacketConn
 	var ln net.Listener

@@ -30,6 +30,9 @@ const (
 	// timeout, so that a dead server is not flooded at short refreshes.
 	maxLookupsInFlight = 16
 
+	// maxRefreshTick is the coarsest grid the refreshes are aligned to.
+	maxRefreshTick = 100 * time.Millisecond
+
 	// defaultDialFallbackDelay is Go's Fast Fallback delay, which a
 	// dial_fallback_delay of 0 stands for.
 	defaultDialFallbackDelay = 300 * time.Millisecond
@@ -178,13 +181,14 @@ func (l *dnsLoop) run() {
 }
 
 // waitForNextRefresh waits until a refresh interval after the last lookup
-// started, following changes of the interval (a reload that shortens it
+// started (aligned, see alignToTick), following changes of the interval (a reload that shortens it
 // takes effect at once), or for an early re-resolve request, the latter
 // no sooner than minEarlyRefreshGap after the last lookup started. It
 // reports false when the loop is stopped.
 func (l *dnsLoop) waitForNextRefresh(lastLookup time.Time) bool {
 	for early := false; ; {
-		next := lastLookup.Add(l.currentSettings().refresh)
+		refresh := l.currentSettings().refresh
+		next := alignToTick(lastLookup.Add(refresh), refresh)
 		if soonest := lastLookup.Add(minEarlyRefreshGap); early && soonest.Before(next) {
 			next = soonest
 		}
@@ -202,6 +206,21 @@ func (l *dnsLoop) waitForNextRefresh(lastLookup time.Time) bool {
 			early = true
 		}
 	}
+}
+
+// alignToTick rounds t up to the next multiple of a tick, a tenth of
+// refresh and at most maxRefreshTick: the refreshes of all loops then fall
+// on few instants, and the process wakes once for many of them instead of
+// once for each, which is most of the idle cost of hundreds of services.
+func alignToTick(t time.Time, refresh time.Duration) time.Time {
+	tick := min(refresh/10, maxRefreshTick)
+	if tick <= 0 {
+		return t
+	}
+	if late := time.Duration(t.UnixNano() % int64(tick)); late > 0 {
+		return t.Add(tick - late)
+	}
+	return t
 }
 
 // requestEarlyRefresh asks for a lookup before the next refresh; it never

@@ -158,7 +158,10 @@ func (c *dnsClient) lookupType(ctx context.Context, qtype uint16, s loopSettings
 	var failures []string
 	result := resultError
 	for i, server := range c.servers {
-		attempt, cancel := context.WithTimeout(ctx, shareOfTimeLeft(ctx, len(c.servers)-i))
+		attempt, cancel := ctx, context.CancelFunc(func() {})
+		if i < len(c.servers)-1 { // the last server has all the time left
+			attempt, cancel = context.WithTimeout(ctx, shareOfTimeLeft(ctx, len(c.servers)-i))
+		}
 		addrs, res, err := c.ask(attempt, i, qtype, s)
 		cancel()
 		if res.settles() {

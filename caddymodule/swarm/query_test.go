@@ -125,3 +125,31 @@ func TestSwarmStoppedLoopStopsWaitingForAnAnswer(t *testing.T) {
 		t.Fatalf("a stopped loop applied a result: %q", st.lastResult)
 	}
 }
+
+// BenchmarkRefreshUnchanged is one refresh of a 20-task service whose
+// answer has not changed, over a real local UDP server: the idle cost per
+// service and refresh interval (the server's share included).
+func BenchmarkRefreshUnchanged(b *testing.B) {
+	var tasks []string
+	for i := range 20 {
+		tasks = append(tasks, fmt.Sprintf("10.0.0.%d", i+2))
+	}
+	srv := startTestDNSServer(b, func(q dns.Question) *dns.Msg { return aRecords(q.Name, tasks...) })
+	loop := newDNSLoop(resolverKey{name: "tasks.bench", resolvers: srv.addr, versions: "ipv4"}, realClock{})
+	loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
+	pool := newTaskPool(poolKey{resolverKey: loop.key, port: 80, maxStale: time.Minute}, loop, realClock{})
+	loop.attach(pool)
+	b.Cleanup(loop.stop)
+	loop.refresh()
+	if got := len(served(pool)); got != 20 {
+		b.Fatalf("served %d tasks, want 20", got)
+	}
+	before := pool.snapshot.Load()
+	b.ReportAllocs()
+	for b.Loop() {
+		loop.refresh()
+	}
+	if pool.snapshot.Load() != before {
+		b.Fatal("an unchanged answer replaced the snapshot")
+	}
+}
