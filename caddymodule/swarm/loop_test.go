@@ -143,16 +143,17 @@ func TestSwarmResetCacheTriggersEarlyRateLimitedRefresh(t *testing.T) {
 	assertNoLookup(t, script)
 	clk.Advance(minEarlyRefreshGap)
 	awaitLookup(t, script)
-	if d := clk.awaitWait(t); d != time.Second {
-		t.Fatalf("parked for %v after the early re-resolve, want 1s", d)
+	// a refresh interval after the early lookup, on the 100ms tick
+	if d := clk.awaitWait(t); d != 1050*time.Millisecond {
+		t.Fatalf("parked for %v after the early re-resolve, want 1.05s", d)
 	}
 
 	// long enough after the last lookup: at once, before the interval
 	clk.Advance(500 * time.Millisecond)
 	_ = su.ResetCache(nil)
 	awaitLookup(t, script)
-	if d := clk.awaitWait(t); d != time.Second {
-		t.Fatalf("parked for %v after the second early re-resolve, want 1s", d)
+	if d := clk.awaitWait(t); d != 1050*time.Millisecond {
+		t.Fatalf("parked for %v after the second early re-resolve, want 1.05s", d)
 	}
 }
 
