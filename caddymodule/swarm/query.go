@@ -157,7 +157,7 @@ func (c *dnsClient) lookup(ctx context.Context, s loopSettings) ([]netip.Addr, r
 func (c *dnsClient) lookupType(ctx context.Context, qtype uint16, s loopSettings) ([]netip.Addr, refreshResult, error) {
 	var failures []string
 	result := resultError
-	for i, server := range c.servers {
+	for i := range c.servers {
 		attempt, cancel := ctx, context.CancelFunc(func() {})
 		if i < len(c.servers)-1 { // the last server has all the time left
 			attempt, cancel = context.WithTimeout(ctx, shareOfTimeLeft(ctx, len(c.servers)-i))
@@ -165,13 +165,10 @@ func (c *dnsClient) lookupType(ctx context.Context, qtype uint16, s loopSettings
 		addrs, res, err := c.ask(attempt, i, qtype, s)
 		cancel()
 		if res.settles() {
-			if err != nil {
-				err = fmt.Errorf("%s answered: %w", server, err)
-			}
 			return addrs, res, err
 		}
 		result = res
-		failures = append(failures, fmt.Sprintf("asking %s: %v", server, err))
+		failures = append(failures, err.Error())
 		if ctx.Err() != nil {
 			break
 		}
@@ -202,11 +199,15 @@ func (c *dnsClient) ask(ctx context.Context, i int, qtype uint16, s loopSettings
 	answer, err := sock.exchange(ctx, x, s)
 	switch {
 	case err != nil:
-		return nil, failureResult(err), err
+		return nil, failureResult(err), fmt.Errorf("asking %s: %w", c.servers[i], err)
 	case len(answer) > 2 && answer[2]&truncatedFlag != 0:
 		return c.askOverTCP(ctx, i, qtype, s)
 	}
-	return c.read(answer, answerKey{i, qtype})
+	addrs, result, err := c.read(answer, answerKey{i, qtype})
+	if err != nil {
+		err = fmt.Errorf("%s answered: %w", c.servers[i], err)
+	}
+	return addrs, result, err
 }
 
 // failureResult is the result of a query that got no answer.
@@ -260,7 +261,7 @@ func unpackAnswer(answer []byte, qname string, qtype uint16) ([]netip.Addr, refr
 func (c *dnsClient) askOverTCP(ctx context.Context, i int, qtype uint16, s loopSettings) ([]netip.Addr, refreshResult, error) {
 	conn, err := s.dialer().DialContext(ctx, "tcp", c.servers[i])
 	if err != nil {
-		return nil, failureResult(err), fmt.Errorf("over TCP: %w", err)
+		return nil, failureResult(err), fmt.Errorf("asking %s over TCP: %w", c.servers[i], err)
 	}
 	defer conn.Close()
 	// the DNS client obeys only the context's deadline; closing the
@@ -273,9 +274,12 @@ func (c *dnsClient) askOverTCP(ctx context.Context, i int, qtype uint16, s loopS
 		if ctx.Err() != nil {
 			err = ctx.Err() // not "use of closed network connection": a timeout
 		}
-		return nil, failureResult(err), fmt.Errorf("over TCP: %w", err)
+		return nil, failureResult(err), fmt.Errorf("asking %s over TCP: %w", c.servers[i], err)
 	}
 	addrs, result, err := readAnswer(resp, c.qname, qtype)
+	if err != nil {
+		err = fmt.Errorf("%s answered over TCP: %w", c.servers[i], err)
+	}
 	return sortedUnique(addrs), result, err
 }
 
