@@ -147,12 +147,16 @@ type testDNSServer struct {
 	tcpQueries atomic.Int32
 }
 
-// garbageName is answered with bytes that do not parse.
-const garbageName = "tasks.garbage."
+// Names the test server answers specially over UDP.
+const (
+	garbageName = "tasks.garbage." // bytes that do not parse
+	cutName     = "tasks.cut."     // the TC bit, and the answer cut mid-record
+	wrongIDName = "tasks.wrongid." // first an answer with another ID and address, then the real one
+)
 
 // startTestDNSServer serves handler's answers (the reply header and
 // question are filled in); handler returns nil to not answer at all.
-func startTestDNSServer(t *testing.T, handler func(q dns.Question) *dns.Msg) *testDNSServer {
+func startTestDNSServer(t testing.TB, handler func(q dns.Question) *dns.Msg) *testDNSServer {
 	t.Helper()
 	var pc net.PacketConn
 	var ln net.Listener
@@ -190,6 +194,21 @@ func startTestDNSServer(t *testing.T, handler func(q dns.Question) *dns.Msg) *te
 		rcode := resp.Rcode
 		resp.SetReply(req)
 		resp.Rcode = rcode
+		switch {
+		case udp && req.Question[0].Name == cutName:
+			packed, err := resp.Pack()
+			if err != nil {
+				panic(err)
+			}
+			packed[2] |= 0x02 // TC
+			_, _ = w.Write(packed[:60])
+			return
+		case udp && req.Question[0].Name == wrongIDName:
+			forged := resp.Copy()
+			forged.Id++
+			forged.Answer = aRecords(req.Question[0].Name, "10.9.9.9").Answer
+			_ = w.WriteMsg(forged)
+		}
 		if udp {
 			resp.Truncate(dns.MinMsgSize)
 		}

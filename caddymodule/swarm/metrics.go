@@ -81,13 +81,3 @@ func (c swarmStateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.sinceGood, prometheus.GaugeValue, seconds, name)
 	}
 }
-
-// secondsSinceGood is how long ago DNS last confirmed the set, or since
-// the loop started if it never has.
-func (l *dnsLoop) secondsSinceGood() float64 {
-	since := l.status.Load().lastGood
-	if since.IsZero() {
-		since = l.started
-	}
-	return l.clock.Now().Sub(since).Seconds()
-}

@@ -3,12 +3,9 @@ package swarm
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,11 +27,6 @@ const (
 	defaultSwarmHealthInterval = 2 * time.Second
 	defaultSwarmHealthTimeout  = time.Second
 )
-
-// firstAnswerWait bounds how long Provision waits for the first DNS answer,
-// so that a fresh edge does not start with 503s but a dead resolver does not
-// hold up the config load.
-const firstAnswerWait = 2 * time.Second
 
 // Upstreams provides upstreams from the A records of a Docker Swarm
 // service's task name (tasks.<service>): one upstream per running task, so
@@ -118,7 +110,8 @@ func (Upstreams) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision sets the defaults, joins (or starts) the process-wide lookup of
-// the name and waits briefly for its first answer.
+// the name and waits briefly for its first answer (at most firstAnswerWait
+// for all the Provisions of a config together).
 func (su *Upstreams) Provision(ctx caddy.Context) error {
 	su.logger = ctx.Logger()
 	if su.Port == 0 {
@@ -157,11 +150,8 @@ func (su *Upstreams) Provision(ctx caddy.Context) error {
 	}
 
 	su.pool = acquireTaskPool(su.poolKey(), su, su.loopSettings())
-	select {
-	case <-su.pool.loop.firstAnswer:
-	case <-time.After(firstAnswerWait):
-		su.logger.Warn("no DNS answer yet; starting without tasks",
-			zap.String("name", su.Name), zap.Duration("waited", firstAnswerWait))
+	if !awaitFirstAnswer(ctx, su.pool.loop) {
+		su.logger.Warn("no DNS answer yet; starting without tasks", zap.String("name", su.Name))
 	}
 	return nil
 }
@@ -294,37 +284,6 @@ func checkSwarmPort(port int) error {
 		return fmt.Errorf("must be 1-65535, not %d", port)
 	}
 	return nil
-}
-
-// normalizeResolver turns "host" or "host:port" (an IP address or a host
-// name) into "host:port", port 53 by default.
-func normalizeResolver(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		// no port: "1.2.3.4", "::1", "[::1]", "dns.example"
-		host, port = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), "53"
-	}
-	if _, err := netip.ParseAddr(host); err != nil && !isHostName(host) {
-		return "", fmt.Errorf("%q is not an IP address or host name with an optional port", addr)
-	}
-	if n, err := strconv.Atoi(port); err != nil || checkSwarmPort(n) != nil {
-		return "", fmt.Errorf("bad port in resolver address %q", addr)
-	}
-	return net.JoinHostPort(host, port), nil
-}
-
-// isHostName reports whether s is a plain host name (letters, digits,
-// hyphens and dots).
-func isHostName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // canonicalVersions checks the address families and returns them in a

@@ -3,18 +3,13 @@ package swarm
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/swarmedge/swarmedge/caddymodule/internal/metricstest"
-
-	"github.com/miekg/dns"
 )
 
 func TestSwarmFailureKeepsLastGoodSetUntilMaxStale(t *testing.T) {
@@ -72,7 +67,7 @@ func TestSwarmEmptyAnswersEmptyTheSetOnlyTwiceInARow(t *testing.T) {
 		{"failure between", []refreshResult{resultNXDomain, resultTimeout, resultNXDomain}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, script, loop, pool := newTestPool(t, poolKey{port: 80})
+			clk, script, loop, pool := newTestPool(t, poolKey{port: 80})
 			script.set(resultOK, "10.0.0.1")
 			loop.refresh()
 			for _, r := range tc.sequence {
@@ -81,6 +76,7 @@ func TestSwarmEmptyAnswersEmptyTheSetOnlyTwiceInARow(t *testing.T) {
 				} else {
 					script.set(r)
 				}
+				clk.Advance(time.Second) // the refresh interval
 				loop.refresh()
 			}
 			if kept := len(served(pool)) == 1; kept != tc.wantKept {
@@ -147,15 +143,124 @@ func TestSwarmResetCacheTriggersEarlyRateLimitedRefresh(t *testing.T) {
 	assertNoLookup(t, script)
 	clk.Advance(minEarlyRefreshGap)
 	awaitLookup(t, script)
-	if d := clk.awaitWait(t); d != time.Second {
-		t.Fatalf("parked for %v after the early re-resolve, want 1s", d)
+	// a refresh interval after the early lookup, on the 100ms tick
+	if d := clk.awaitWait(t); d != 1050*time.Millisecond {
+		t.Fatalf("parked for %v after the early re-resolve, want 1.05s", d)
 	}
 
 	// long enough after the last lookup: at once, before the interval
 	clk.Advance(500 * time.Millisecond)
 	_ = su.ResetCache(nil)
 	awaitLookup(t, script)
-	clk.awaitWait(t)
+	if d := clk.awaitWait(t); d != 1050*time.Millisecond {
+		t.Fatalf("parked for %v after the second early re-resolve, want 1.05s", d)
+	}
+}
+
+// Early re-resolves (ResetCache on retries) come within milliseconds; two
+// empty answers that close together must not empty the set, as they may
+// both stem from one passing glitch. The rule needs a refresh interval
+// between the first and the confirming one.
+func TestSwarmEmptyAnswersConfirmOnlyARefreshIntervalApart(t *testing.T) {
+	clk, script, loop, pool := newTestPool(t, poolKey{port: 80})
+	script.set(resultOK, "10.0.0.1")
+	loop.refresh()
+
+	script.set(resultEmpty)
+	loop.refresh()
+	for _, step := range []time.Duration{minEarlyRefreshGap, minEarlyRefreshGap, minEarlyRefreshGap} {
+		clk.Advance(step)
+		loop.refresh()
+		if got := served(pool); len(got) != 1 {
+			t.Fatalf("%d empty answers within %v: served %v, want the task kept",
+				loop.status.Load().emptyStreak, clk.Now().Sub(loop.status.Load().emptySince), got)
+		}
+	}
+	clk.Advance(minEarlyRefreshGap) // a refresh interval (1s) after the first empty answer
+	loop.refresh()
+	if got := served(pool); len(got) != 0 {
+		t.Fatalf("empty answers a refresh interval apart: served %v, want none", got)
+	}
+}
+
+// A reload that shortens refresh must take effect at once, not after the
+// loop's current, longer wait.
+func TestSwarmReloadShorteningRefreshWakesTheLoop(t *testing.T) {
+	clk, script, loop, _ := newTestPool(t, poolKey{port: 80})
+	old := &Upstreams{}
+	loop.addUser(old, loopSettings{refresh: time.Hour, dialTimeout: time.Second})
+	for u := range loop.users {
+		if u != old {
+			loop.removeUser(u) // newTestPool's user, with its 1s
+		}
+	}
+	go loop.run()
+	t.Cleanup(func() { loop.stop(); <-loop.done })
+	awaitLookup(t, script)
+	if d := clk.awaitWait(t); d != time.Hour {
+		t.Fatalf("parked for %v, want the refresh interval 1h", d)
+	}
+
+	clk.Advance(10 * time.Second)
+	loop.addUser(&Upstreams{}, loopSettings{refresh: 30 * time.Second, dialTimeout: time.Second})
+	if d := clk.awaitWait(t); d != 20*time.Second {
+		t.Fatalf("after the reload parked for %v, want the rest of the new interval, 20s", d)
+	}
+	assertNoLookup(t, script)
+	clk.Advance(20 * time.Second)
+	awaitLookup(t, script)
+
+	// shortened below the time already waited: a lookup at once
+	if d := clk.awaitWait(t); d != 30*time.Second {
+		t.Fatalf("parked for %v, want 30s", d)
+	}
+	clk.Advance(5 * time.Second)
+	loop.addUser(&Upstreams{}, loopSettings{refresh: 2 * time.Second, dialTimeout: time.Second})
+	awaitLookup(t, script)
+}
+
+// At most maxLookupsInFlight lookups overlap: with that many hanging, the
+// loop starts no further one, however much time passes, until one ends.
+func TestSwarmLookupCapHoldsBackFurtherLookups(t *testing.T) {
+	clk, _, loop, _ := newTestPool(t, poolKey{port: 80})
+	release := make(chan struct{})
+	started := make(chan struct{}, 2*maxLookupsInFlight)
+	loop.lookup = func(ctx context.Context) ([]netip.Addr, refreshResult, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+			return nil, resultTimeout, errors.New("released")
+		case <-ctx.Done():
+			return nil, resultTimeout, ctx.Err()
+		}
+	}
+	go loop.run()
+	t.Cleanup(func() { loop.stop(); <-loop.done })
+
+	for i := range maxLookupsInFlight {
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("lookup %d never started", i+1)
+		}
+		clk.awaitWait(t)
+		clk.Advance(time.Second)
+	}
+	// the loop now waits for a free slot, not on the clock
+	clk.Advance(time.Minute)
+	select {
+	case <-started:
+		t.Fatalf("a lookup started beyond the cap of %d", maxLookupsInFlight)
+	case <-clk.waits:
+		t.Fatal("the loop waited on the clock with every slot taken")
+	case <-time.After(50 * time.Millisecond): // the loop had time to misbehave; it must not
+	}
+	release <- struct{}{}
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no lookup started after one ended")
+	}
 }
 
 func awaitLookup(t *testing.T, script *scriptedLookup) {
@@ -239,9 +344,9 @@ func TestSwarmSlowLookupDoesNotHoldBackTheNext(t *testing.T) {
 func TestSwarmSharedLoopUsesShortestSettings(t *testing.T) {
 	loop := newDNSLoop(resolverKey{name: "tasks.app", resolvers: "127.0.0.1:53", versions: "ipv4"}, newFakeLoopClock())
 	a, b := &Upstreams{}, &Upstreams{}
-	loop.addUser(a, loopSettings{refresh: 5 * time.Second, dialTimeout: time.Second, dialFallbackDelay: -1})
+	loop.addUser(a, loopSettings{refresh: 5 * time.Second, dialTimeout: time.Second, dialFallbackDelay: 100 * time.Millisecond})
 	loop.addUser(b, loopSettings{refresh: time.Second, dialTimeout: 3 * time.Second})
-	if got, want := loop.currentSettings(), (loopSettings{time.Second, time.Second, -1}); got != want {
+	if got, want := loop.currentSettings(), (loopSettings{time.Second, time.Second, 100 * time.Millisecond}); got != want {
 		t.Fatalf("settings %+v, want %+v", got, want)
 	}
 	if left, was := loop.removeUser(b); left != 1 || !was {
@@ -255,189 +360,29 @@ func TestSwarmSharedLoopUsesShortestSettings(t *testing.T) {
 	}
 }
 
-func TestSwarmReadAnswer(t *testing.T) {
-	const qname = "tasks.app."
-	a := func(name, ip string) dns.RR {
-		return &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.ParseIP(ip)}
-	}
-	cname := func(name, target string) dns.RR {
-		return &dns.CNAME{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET}, Target: target}
-	}
-	aaaa := &dns.AAAA{Hdr: dns.RR_Header{Name: qname, Rrtype: dns.TypeAAAA, Class: dns.ClassINET}, AAAA: net.ParseIP("fd00::1")}
-	txt := &dns.TXT{Hdr: dns.RR_Header{Name: qname, Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"x"}}
-
+// dial_fallback_delay 0 means Go's default, 300ms, and a negative one no
+// Fast Fallback: neither is the shortest.
+func TestSwarmSharedDialFallbackDelay(t *testing.T) {
 	for _, tc := range []struct {
-		name       string
-		question   string
-		rcode      int
-		answer     []dns.RR
-		wantAddrs  []string
-		wantResult refreshResult
-		wantErr    string
+		name string
+		a, b time.Duration
+		want time.Duration
 	}{
-		{name: "a records", answer: []dns.RR{a(qname, "10.0.0.1"), a("TASKS.APP.", "10.0.0.2")},
-			wantAddrs: []string{"10.0.0.1", "10.0.0.2"}, wantResult: resultOK},
-		{name: "cname chain", answer: []dns.RR{cname(qname, "b.example."), cname("b.example.", "c.example."), a("c.example.", "10.0.0.9")},
-			wantAddrs: []string{"10.0.0.9"}, wantResult: resultOK},
-		{name: "unrelated records ignored", answer: []dns.RR{a(qname, "10.0.0.1"), a("other.example.", "10.9.9.9"), txt, aaaa},
-			wantAddrs: []string{"10.0.0.1"}, wantResult: resultOK},
-		{name: "unspecified address skipped", answer: []dns.RR{a(qname, "0.0.0.0"), a(qname, "10.0.0.1")},
-			wantAddrs: []string{"10.0.0.1"}, wantResult: resultOK},
-		{name: "empty", wantResult: resultEmpty, wantErr: "no A record"},
-		{name: "dangling cname", answer: []dns.RR{cname(qname, "gone.example.")},
-			wantResult: resultError, wantErr: "no usable A record"},
-		{name: "only other types", answer: []dns.RR{txt, aaaa},
-			wantResult: resultError, wantErr: "among 2 records"},
-		{name: "other name", answer: []dns.RR{a("evil.example.", "10.0.0.1")},
-			wantResult: resultError, wantErr: "no usable A record"},
-		{name: "wrong question", question: "tasks.other.", answer: []dns.RR{a("tasks.other.", "10.0.0.1")},
-			wantResult: resultError, wantErr: "does not match the question"},
-		{name: "nxdomain", rcode: dns.RcodeNameError, wantResult: resultNXDomain, wantErr: "NXDOMAIN"},
-		{name: "servfail", rcode: dns.RcodeServerFailure, wantResult: resultServFail, wantErr: "SERVFAIL"},
-		{name: "refused", rcode: dns.RcodeRefused, wantResult: resultError, wantErr: "REFUSED"},
+		{"set next to unset", 100 * time.Millisecond, 0, 100 * time.Millisecond},
+		{"unset next to set", 0, 100 * time.Millisecond, 100 * time.Millisecond},
+		{"longer than the default next to unset", time.Second, 0, 0},
+		{"off next to unset", -1, 0, 0},
+		{"off next to set", 500 * time.Millisecond, -1, 500 * time.Millisecond},
+		{"both off", -1, -1, -1},
+		{"both set", 200 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := new(dns.Msg)
-			resp.SetQuestion(qname, dns.TypeA)
-			if tc.question != "" {
-				resp.SetQuestion(tc.question, dns.TypeA)
-			}
-			resp.Rcode = tc.rcode
-			resp.Answer = tc.answer
-			addrs, result, err := readAnswer(resp, qname, dns.TypeA)
-			if result != tc.wantResult {
-				t.Errorf("result %q, want %q", result, tc.wantResult)
-			}
-			if got := addrStrings(addrs); !slices.Equal(got, tc.wantAddrs) {
-				t.Errorf("addresses %v, want %v", got, tc.wantAddrs)
-			}
-			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Errorf("error %v, want one containing %q", err, tc.wantErr)
+			loop := newDNSLoop(resolverKey{name: "tasks.app", resolvers: "127.0.0.1:53", versions: "ipv4"}, newFakeLoopClock())
+			loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialFallbackDelay: tc.a})
+			loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialFallbackDelay: tc.b})
+			if got := loop.currentSettings().dialFallbackDelay; got != tc.want {
+				t.Fatalf("dial_fallback_delay %v and %v share %v, want %v", tc.a, tc.b, got, tc.want)
 			}
 		})
-	}
-}
-
-func addrStrings(addrs []netip.Addr) []string {
-	var s []string
-	for _, a := range addrs {
-		s = append(s, a.String())
-	}
-	return s
-}
-
-// TestSwarmQueryFindsAllTasksOfATruncatedAnswer asks a real server over UDP
-// that truncates at 512 bytes, as Docker does: the TCP retry finds all.
-func TestSwarmQueryFindsAllTasksOfATruncatedAnswer(t *testing.T) {
-	var all []string
-	for i := range 100 {
-		all = append(all, fmt.Sprintf("10.0.%d.%d", i/50, i%50+2))
-	}
-	srv := startTestDNSServer(t, func(q dns.Question) *dns.Msg {
-		answer := aRecords(q.Name, all...)
-		rand := slices.Clone(answer.Answer)
-		slices.Reverse(rand) // an order other than sorted
-		answer.Answer = rand
-		return answer
-	})
-	loop := newDNSLoop(resolverKey{name: "tasks.big", resolvers: srv.addr, versions: "ipv4"}, realClock{})
-	loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
-
-	addrs, result, err := loop.lookup(context.Background())
-	if result != resultOK || err != nil {
-		t.Fatalf("result %q, error %v", result, err)
-	}
-	got := addrStrings(addrs)
-	slices.Sort(got)
-	want := slices.Sorted(slices.Values(all))
-	if !slices.Equal(got, want) {
-		t.Fatalf("found %d of %d tasks", len(got), len(all))
-	}
-	if srv.udpQueries.Load() != 1 || srv.tcpQueries.Load() != 1 {
-		t.Fatalf("queries: %d over UDP, %d over TCP; want 1 and 1", srv.udpQueries.Load(), srv.tcpQueries.Load())
-	}
-}
-
-func TestSwarmQueryOutcomesFromARealServer(t *testing.T) {
-	srv := startTestDNSServer(t, func(q dns.Question) *dns.Msg {
-		switch q.Name {
-		case "tasks.small.":
-			if q.Qtype == dns.TypeAAAA {
-				return new(dns.Msg) // no IPv6 task
-			}
-			return aRecords(q.Name, "10.0.0.1", "10.0.0.2")
-		case "tasks.nx.":
-			return &dns.Msg{MsgHdr: dns.MsgHdr{Rcode: dns.RcodeNameError}}
-		case "tasks.fail.":
-			return &dns.Msg{MsgHdr: dns.MsgHdr{Rcode: dns.RcodeServerFailure}}
-		case "tasks.empty.":
-			return new(dns.Msg)
-		default: // tasks.silent.
-			return nil
-		}
-	})
-	for _, tc := range []struct {
-		name, versions string
-		wantResult     refreshResult
-		wantTasks      int
-	}{
-		{"tasks.small", "ipv4", resultOK, 2},
-		{"tasks.small", "ipv4 ipv6", resultOK, 2},
-		{"tasks.nx", "ipv4", resultNXDomain, 0},
-		{"tasks.fail", "ipv4", resultServFail, 0},
-		{"tasks.empty", "ipv4", resultEmpty, 0},
-		{"tasks.garbage", "ipv4", resultError, 0},
-		{"tasks.silent", "ipv4", resultTimeout, 0},
-	} {
-		t.Run(tc.name+" "+tc.versions, func(t *testing.T) {
-			loop := newDNSLoop(resolverKey{name: tc.name, resolvers: srv.addr, versions: tc.versions}, realClock{})
-			loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			defer cancel()
-			addrs, result, err := loop.lookup(ctx)
-			if result != tc.wantResult || len(addrs) != tc.wantTasks {
-				t.Fatalf("result %q with %d tasks (error %v); want %q with %d", result, len(addrs), err, tc.wantResult, tc.wantTasks)
-			}
-			if (err == nil) != (result == resultOK) {
-				t.Fatalf("result %q with error %v: want an error exactly when not ok", result, err)
-			}
-		})
-	}
-}
-
-func TestSwarmQueryTriesTheNextResolver(t *testing.T) {
-	failing := startTestDNSServer(t, func(dns.Question) *dns.Msg {
-		return &dns.Msg{MsgHdr: dns.MsgHdr{Rcode: dns.RcodeServerFailure}}
-	})
-	working := startTestDNSServer(t, func(q dns.Question) *dns.Msg { return aRecords(q.Name, "10.0.0.7") })
-	loop := newDNSLoop(resolverKey{name: "tasks.app", resolvers: failing.addr + "," + working.addr, versions: "ipv4"}, realClock{})
-	loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
-	addrs, result, err := loop.lookup(context.Background())
-	if result != resultOK || !slices.Equal(addrStrings(addrs), []string{"10.0.0.7"}) {
-		t.Fatalf("result %q, addresses %v, error %v", result, addrs, err)
-	}
-}
-
-func TestSwarmStoppedLoopStopsWaitingForAnAnswer(t *testing.T) {
-	asked := make(chan struct{}, 1)
-	srv := startTestDNSServer(t, func(dns.Question) *dns.Msg {
-		select {
-		case asked <- struct{}{}:
-		default:
-		}
-		return nil // never answers
-	})
-	loop := newDNSLoop(resolverKey{name: "tasks.silent", resolvers: srv.addr, versions: "ipv4"}, realClock{})
-	loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
-	go loop.run()
-	<-asked
-	loop.stop()
-	select {
-	case <-loop.done:
-	case <-time.After(5 * time.Second): // the query timeout is 15 s
-		t.Fatal("the loop kept waiting for an answer after it was stopped")
-	}
-	if st := loop.status.Load(); st.lastResult != "" {
-		t.Fatalf("a stopped loop applied a result: %q", st.lastResult)
 	}
 }
