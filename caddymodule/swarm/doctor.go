@@ -53,8 +53,8 @@ The services default to those of the running config; give names to check
 others (or when no admin API answers). Each finding is one line: ok, warn or
 fail, and for the last two what to do. Exit code: 0 all ok, 1 a warning,
 2 a failure. The whole run ends within about 10 s.`,
-		Example: `docker exec <edge container> /caddy swarm doctor
-docker exec <edge container> /caddy swarm doctor --json app`,
+		Example: `docker exec <edge container> /usr/bin/caddy swarm doctor
+docker exec <edge container> /usr/bin/caddy swarm doctor --json app`,
 		RunE: caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
 			env := doctorEnv{
 				admin:      fl.String("admin"),

@@ -612,10 +612,10 @@ func freePort(t testing.TB) string {
 }
 
 // checkDoctor runs `caddy swarm doctor` inside an edge container (no
-// shell: the scratch image's /caddy) and checks that it reports the
+// shell: the scratch image's /usr/bin/caddy) and checks that it reports the
 // overlay network's real tasks, as DNS and the edge see them.
 func checkDoctor(t *testing.T, edge task, apps []task) {
-	out, err := tryDocker(nil, "exec", edge.ContainerID, "/caddy", "swarm", "doctor", "--json", appService)
+	out, err := tryDocker(nil, "exec", edge.ContainerID, "/usr/bin/caddy", "swarm", "doctor", "--json", appService)
 	t.Logf("caddy swarm doctor (%v):\n%s", err, out)
 	var findings = map[string]string{} // check (up to its " @") → verdict and detail
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
