@@ -4,27 +4,28 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // The deploy files are checked here without Docker; the e2e run deploys them.
 
 func TestPrometheusConfig(t *testing.T) {
 	if _, err := exec.LookPath("promtool"); err != nil {
-		t.Skip("promtool not installed (Debian: prometheus); .ci/run installs it")
+		testsupport.SkipUnlessOptOut(t, "SWARMEDGE_SKIP_PROMTOOL", "promtool not installed (Debian: prometheus; .ci/run installs it)")
 	}
 	// check config also checks the rule files it names.
-	out, err := exec.Command("promtool", "check", "config", repoPath(filepath.Join("deploy", "prometheus.yml"))).CombinedOutput()
+	out, err := exec.Command("promtool", "check", "config", testsupport.RepoPath(t, "deploy/prometheus.yml")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check config: %v\n%s", err, out)
 	}
 }
 
 func TestDockerfileBuildsXcaddyLine(t *testing.T) {
-	line := strings.TrimSpace(readFile(t, repoPath("xcaddy.txt")))
-	dockerfile := readFile(t, repoPath(filepath.Join("deploy", "Dockerfile")))
+	line := strings.TrimSpace(readFile(t, testsupport.RepoPath(t, "xcaddy.txt")))
+	dockerfile := readFile(t, testsupport.RepoPath(t, "deploy/Dockerfile"))
 	if !strings.Contains(dockerfile, "\nRUN "+line+"\n") {
 		t.Errorf("deploy/Dockerfile does not RUN the xcaddy.txt line %q", line)
 	}
@@ -38,14 +39,9 @@ func TestDockerfileBuildsXcaddyLine(t *testing.T) {
 
 func TestDashboardIsJSON(t *testing.T) {
 	var dashboard map[string]any
-	if err := json.Unmarshal([]byte(readFile(t, repoPath(filepath.Join("deploy", "grafana", "swarmedge.json")))), &dashboard); err != nil {
+	if err := json.Unmarshal([]byte(readFile(t, testsupport.RepoPath(t, "deploy/grafana/swarmedge.json"))), &dashboard); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// repoPath is path from the repository root, seen from this package.
-func repoPath(path string) string {
-	return filepath.Join("..", "..", path)
 }
 
 func readFile(t testing.TB, path string) string {
