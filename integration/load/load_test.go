@@ -229,16 +229,19 @@ func TestStopEndsARunEarlyWithoutCountingCutRequests(t *testing.T) {
 }
 
 func TestStartRefusesUnboundedOrNonLoopbackRuns(t *testing.T) {
-	for _, cfg := range []Config{
-		{URL: "http://127.0.0.1:1/"},                                    // no bound
-		{URL: "http://192.0.2.1/", Requests: 1},                         // not loopback
-		{URL: "http://example.com/", Requests: 1},                       // a name
-		{URL: "https://127.0.0.1/", Requests: 1},                        // not http
-		{URL: "http://127.0.0.1/", Requests: 1, Clients: -1},            // negative
-		{URL: "http://127.0.0.1/", Duration: -time.Second, Requests: 1}, // negative
+	for _, tc := range []struct {
+		cfg     Config
+		wantErr string
+	}{
+		{Config{URL: "http://127.0.0.1:1/"}, "set a duration, a request count or both"},
+		{Config{URL: "http://192.0.2.1/", Requests: 1}, `URL "http://192.0.2.1/": the host must be a loopback address or localhost`},
+		{Config{URL: "http://example.com/", Requests: 1}, `URL "http://example.com/": the host must be a loopback address or localhost`},
+		{Config{URL: "https://127.0.0.1/", Requests: 1}, `URL "https://127.0.0.1/": only http is supported`},
+		{Config{URL: "http://127.0.0.1/", Requests: 1, Clients: -1}, "clients must not be negative: -1"},
+		{Config{URL: "http://127.0.0.1/", Duration: -time.Second, Requests: 1}, "duration, requests and timeout must not be negative"},
 	} {
-		if _, err := Start(cfg); err == nil {
-			t.Errorf("Start(%+v) succeeded", cfg)
+		if _, err := Start(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("Start(%+v): error %v, want one containing %q", tc.cfg, err, tc.wantErr)
 		}
 	}
 	for _, url := range []string{"http://localhost:1/", "http://[::1]:1/", "http://127.0.10.7:1/"} {
