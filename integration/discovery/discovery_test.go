@@ -11,6 +11,7 @@ import (
 	"github.com/swarmedge/swarmedge/integration/edge"
 	"github.com/swarmedge/swarmedge/integration/load"
 	"github.com/swarmedge/swarmedge/integration/swarmsim"
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // clients is the number of keep-alive clients of a load run, as in the
@@ -141,7 +142,7 @@ func TestNoTaskAnswers503AtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// an empty set takes two NXDOMAIN answers in a row
-	waitFor(t, "edge serves no task", 3*refresh+time.Second, func() bool { return len(adminTasks(t, e)) == 0 })
+	testsupport.WaitFor(t, "edge serves no task", 30*time.Second, func() bool { return len(adminTasks(t, e)) == 0 })
 	s.SetNXDomainDelay(5 * time.Second) // Docker's slow NXDOMAIN: the edge must not wait for it
 
 	empty := startLoad(t, load.Config{URL: e.URL("/"), Clients: 4, Duration: 2 * time.Second}).Wait().Summary()
@@ -179,7 +180,7 @@ func TestHundredTasksAreAllFound(t *testing.T) {
 	if err := s.Scale(100); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "admin endpoint shows 100 tasks served", 3*refresh, func() bool {
+	testsupport.WaitFor(t, "admin endpoint shows 100 tasks served", 30*time.Second, func() bool {
 		return servedCount(adminTasks(t, e)) == 100
 	})
 

@@ -199,16 +199,3 @@ func servedCount(tasks []adminTask) int {
 	}
 	return n
 }
-
-// waitFor polls cond until it holds, failing t after timeout: for state
-// that changes asynchronously (the edge's next DNS lookup).
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
