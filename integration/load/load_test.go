@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // startServer serves handler on 127.0.0.1 and counts the connections
@@ -83,7 +85,9 @@ func TestDurationBoundedRunStopsByItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := run.Wait()
-	if took := time.Since(begin); took > 2*time.Second {
+	// It ends by itself: Wait returns without Stop, within a bound that
+	// a loaded machine meets.
+	if took := time.Since(begin); took > 30*time.Second {
 		t.Fatalf("a 300ms run took %v", took)
 	}
 	s := res.Summary()
@@ -202,13 +206,10 @@ func TestProgressGrowsDuringARun(t *testing.T) {
 	}
 	defer run.Wait()
 	defer run.Stop()
-	deadline := time.Now().Add(5 * time.Second)
-	for requests, _ := run.Progress(); requests < 100; requests, _ = run.Progress() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests shown 5s into a run", requests)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testsupport.WaitFor(t, "100 requests shown during the run", 30*time.Second, func() bool {
+		requests, _ := run.Progress()
+		return requests >= 100
+	})
 }
 
 func TestStopEndsARunEarlyWithoutCountingCutRequests(t *testing.T) {
