@@ -1,12 +1,12 @@
 package edge_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/swarmedge/swarmedge/integration/edge"
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 const respondTemplate = `{
@@ -56,16 +56,7 @@ func TestStartRefusedConfig(t *testing.T) {
 
 func assertBody(t *testing.T, url, want string) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK || string(body) != want {
+	if resp, body := testsupport.Get(t, nil, url); resp.StatusCode != http.StatusOK || body != want {
 		t.Fatalf("GET %s: %d %q, want 200 %q", url, resp.StatusCode, body, want)
 	}
 }
