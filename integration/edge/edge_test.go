@@ -54,6 +54,20 @@ func TestStartRefusedConfig(t *testing.T) {
 	}
 }
 
+// TestStartRefusedAtProvision: a config that adapts but fails while the
+// apps provision, after the admin API is up, is a failed start with the
+// edge's reason, read from its exit.
+func TestStartRefusedAtProvision(t *testing.T) {
+	_, err := edge.Start(t, strings.Replace(respondTemplate, `respond "BODY"`, `reverse_proxy 127.0.0.1:9 {
+		transport http {
+			tls_client_auth /nonexistent/client.pem /nonexistent/client.key
+		}
+	}`, 1))
+	if err == nil || !strings.Contains(err.Error(), "edge exited during start") || !strings.Contains(err.Error(), "/nonexistent/client.pem") {
+		t.Fatalf("start error %v, want the exit and the edge's reason naming /nonexistent/client.pem", err)
+	}
+}
+
 func assertBody(t *testing.T, url, want string) {
 	t.Helper()
 	if resp, body := testsupport.Get(t, nil, url); resp.StatusCode != http.StatusOK || body != want {
