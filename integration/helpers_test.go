@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sony/sonyflake/v2"
+
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // Helpers shared by the tests that run the edge binary with the sonyflake
@@ -25,43 +27,16 @@ const globalOptions = `{
 	auto_https off
 `
 
-// get sends a request and returns the response with its body read.
+// get is testsupport.Do with the default client.
 func get(t testing.TB, method, url string, header http.Header) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, values := range header {
-		req.Header[name] = values
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(body)
+	return testsupport.Do(t, nil, method, url, header)
 }
 
-// referenceFlake is the library's generator for a layout, the reference
-// that IDs are decoded with: its Decompose and ToTime. Zero fields take the
-// plugin's defaults (not all of them the library's: its default start is
-// 2025).
+// referenceFlake is testsupport.ReferenceFlake.
 func referenceFlake(t testing.TB, st sonyflake.Settings, machineID int) *sonyflake.Sonyflake {
 	t.Helper()
-	if st.StartTime.IsZero() {
-		st.StartTime = time.Date(2014, 9, 1, 0, 0, 0, 0, time.UTC)
-	}
-	st.MachineID = func() (int, error) { return machineID, nil }
-	flake, err := sonyflake.New(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return flake
+	return testsupport.ReferenceFlake(t, st, machineID)
 }
 
 // idObject is one ID in titpetric/sonyflake's JSON shape.
@@ -116,17 +91,29 @@ func atoi64(t testing.TB, s string) int64 {
 	return n
 }
 
+// testsStarted is when this test process started: every ID a test sees
+// was minted after it.
+var testsStarted = time.Now()
+
+// maxAhead is how far the contract lets an edge's time field run ahead of
+// its clock (stamping over the layout's ceiling), with a unit to spare.
+const maxAhead = time.Second + 100*time.Millisecond
+
 // checkFreshID checks that id, decoded in flake's layout, carries machineID
-// and a time within a second of now, and where obj is not nil, that obj's
-// fields are id's.
+// and was minted during this test process: after it started (less a time
+// unit, by which the time field truncates), and not ahead of the clock by
+// more than the contract allows. On a loaded machine a request can take
+// long; the order of events cannot change. Where obj is not nil, it checks
+// that obj's fields are id's.
 func checkFreshID(t testing.TB, flake *sonyflake.Sonyflake, machineID int, id int64, obj *idObject) {
 	t.Helper()
 	parts := flake.Decompose(id)
 	if parts["machine"] != int64(machineID) {
 		t.Errorf("ID %d: machine ID %d, want %d", id, parts["machine"], machineID)
 	}
-	if minted := flake.ToTime(id); time.Since(minted).Abs() > time.Second {
-		t.Errorf("ID %d: minted at %s, not within a second of now", id, minted.UTC().Format(time.RFC3339Nano))
+	minted, now := flake.ToTime(id), time.Now()
+	if minted.Before(testsStarted.Add(-time.Second)) || minted.After(now.Add(maxAhead)) {
+		t.Errorf("ID %d: minted at %s, not between the test's start %s and now %s (+%v)", id, stamp(minted), stamp(testsStarted), stamp(now), maxAhead)
 	}
 	if obj != nil {
 		want := idObject{ID: id, MachineID: parts["machine"], Sequence: parts["sequence"], Time: parts["time"]}
@@ -134,6 +121,10 @@ func checkFreshID(t testing.TB, flake *sonyflake.Sonyflake, machineID int, id in
 			t.Errorf("JSON fields %+v, want the library's decomposition %+v", *obj, want)
 		}
 	}
+}
+
+func stamp(at time.Time) string {
+	return at.UTC().Format(time.RFC3339Nano)
 }
 
 // echoBackend is an upstream that answers with the X-Request-ID it

@@ -16,6 +16,7 @@ import (
 	"github.com/sony/sonyflake/v2"
 
 	"github.com/swarmedge/swarmedge/integration/edge"
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 const requestIDMachineID = 5150
@@ -141,15 +142,13 @@ http://127.0.0.1:{{.HTTPPort}} {
 	// The edge writes the access log line as the response goes out, from
 	// another process: poll for the lines.
 	var lines []byte
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testsupport.Eventually(30*time.Second, func() bool {
 		var err error
 		if lines, err = os.ReadFile(accessLog); err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
-		if bytes.Count(lines, []byte("\n")) >= len(loggedIDs) || time.Now().After(deadline) {
-			break
-		}
-	}
+		return bytes.Count(lines, []byte("\n")) >= len(loggedIDs)
+	})
 	scanner := bufio.NewScanner(bytes.NewReader(lines))
 	for scanner.Scan() {
 		var line struct {

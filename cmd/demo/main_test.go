@@ -17,6 +17,7 @@ import (
 
 	"github.com/swarmedge/swarmedge/integration/edge"
 	"github.com/swarmedge/swarmedge/integration/swarmsim"
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // TestDemoCommandsWork runs the demo on free ports and every command it
@@ -48,13 +49,21 @@ func TestDemoCommandsWork(t *testing.T) {
 			if err != nil {
 				t.Errorf("run: %v", err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the demo did not stop within 10s of Ctrl-C")
+		case <-time.After(time.Minute):
+			t.Fatal("the demo did not stop within a minute of Ctrl-C")
 		}
+		// Caddy stops a replaced admin server in the background: its port
+		// closes soon after, not at once.
 		for _, addr := range []netip.AddrPort{opts.edge, opts.admin, opts.metrics} {
-			if conn, err := net.Dial("tcp", addr.String()); err == nil {
-				conn.Close()
-				t.Errorf("%s still accepts connections after the demo stopped", addr)
+			closed := testsupport.Eventually(30*time.Second, func() bool {
+				conn, err := net.Dial("tcp", addr.String())
+				if err == nil {
+					conn.Close()
+				}
+				return err != nil
+			})
+			if !closed {
+				t.Errorf("%s still accepts connections 30s after the demo stopped", addr)
 			}
 		}
 	})
@@ -169,25 +178,20 @@ func checkGrep(t *testing.T, command string, a answer, pattern string) {
 }
 
 // checkNoTaskAnswers503 checks a request to the edge after scaling to 0:
-// within a few seconds (two DNS answers) the edge answers 503, and at
-// once.
+// once DNS has confirmed it (two answers) and any wait for a task has run
+// out, the edge answers 503, and from then on at once: it waits neither
+// for DNS nor for a task (wait_for_tasks, 10 s by default). "At once" is
+// judged against that wait with a margin for a loaded machine, not in
+// milliseconds.
 func checkNoTaskAnswers503(t *testing.T, command, url string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		begin := time.Now()
-		a := fetch(t, http.MethodGet, []string{url})[0]
-		took := time.Since(begin)
-		if a.status == http.StatusServiceUnavailable {
-			if took > 300*time.Millisecond {
-				t.Errorf("%s: 503 after %v, want it at once", command, took)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %d 5s after scaling to 0, want 503", command, a.status)
-		}
-		time.Sleep(50 * time.Millisecond)
+	testsupport.WaitFor(t, command+": the edge answers 503", time.Minute, func() bool {
+		return fetch(t, http.MethodGet, []string{url})[0].status == http.StatusServiceUnavailable
+	})
+	begin := time.Now()
+	a := fetch(t, http.MethodGet, []string{url})[0]
+	if took := time.Since(begin); a.status != http.StatusServiceUnavailable || took > 5*time.Second {
+		t.Errorf("%s: then %d after %v, want 503 at once (not after a wait for DNS or a task)", command, a.status, took)
 	}
 }
 
@@ -219,7 +223,7 @@ func fetch(t *testing.T, method string, urls []string) []answer {
 	t.Helper()
 	client := &http.Client{
 		Transport: &http.Transport{MaxConnsPerHost: 1},
-		Timeout:   5 * time.Second,
+		Timeout:   30 * time.Second, // a bound for a loaded machine
 	}
 	defer client.CloseIdleConnections()
 	var answers []answer

@@ -11,6 +11,7 @@ import (
 	"github.com/swarmedge/swarmedge/integration/edge"
 	"github.com/swarmedge/swarmedge/integration/load"
 	"github.com/swarmedge/swarmedge/integration/swarmsim"
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // clients is the number of keep-alive clients of a load run, as in the
@@ -84,8 +85,11 @@ func TestDNSDropUnderLoad(t *testing.T) {
 	t.Logf("while DNS drops every query: %v", during)
 	all := res.Summary()
 	checkNoFailure(t, "DNS dropped", all)
-	if all.P99 >= 250*time.Millisecond {
-		t.Errorf("p99 latency %v with DNS dropped, want < 250ms", all.P99)
+	// A request that waited on a dropped query would wait out its 15 s
+	// timeout; serving from the last good set takes milliseconds, and
+	// under a second on a loaded machine.
+	if all.P99 >= 3*time.Second {
+		t.Errorf("p99 latency %v with DNS dropped, want < 3s: requests wait on DNS", all.P99)
 	}
 	checkShares(t, "DNS dropped", during, taskNames(s, 5), 0.15)
 }
@@ -141,16 +145,19 @@ func TestNoTaskAnswers503AtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// an empty set takes two NXDOMAIN answers in a row
-	waitFor(t, "edge serves no task", 3*refresh+time.Second, func() bool { return len(adminTasks(t, e)) == 0 })
-	s.SetNXDomainDelay(5 * time.Second) // Docker's slow NXDOMAIN: the edge must not wait for it
+	testsupport.WaitFor(t, "edge serves no task", 30*time.Second, func() bool { return len(adminTasks(t, e)) == 0 })
+	const nxDomainDelay = 10 * time.Second
+	s.SetNXDomainDelay(nxDomainDelay) // Docker's slow NXDOMAIN: the edge must not wait for it
 
 	empty := startLoad(t, load.Config{URL: e.URL("/"), Clients: 4, Duration: 2 * time.Second}).Wait().Summary()
 	t.Logf("no task: %v", empty)
 	if empty.Failures["status 503"] != empty.Requests || empty.Requests == 0 {
 		t.Errorf("no task: %v, want only 503s", empty.Failures)
 	}
-	if empty.Max >= 300*time.Millisecond {
-		t.Errorf("no task: slowest 503 took %v, want < 300ms", empty.Max)
+	// At once: a request that waited on DNS would take the NXDOMAIN
+	// delay; judged against it with room for a loaded machine.
+	if empty.Max >= nxDomainDelay/4 {
+		t.Errorf("no task: slowest 503 took %v, want < %v (not waiting on DNS's %v NXDOMAIN)", empty.Max, nxDomainDelay/4, nxDomainDelay)
 	}
 
 	run := startLoad(t, load.Config{URL: e.URL("/"), Clients: clients, Duration: 4 * time.Second})
@@ -179,7 +186,7 @@ func TestHundredTasksAreAllFound(t *testing.T) {
 	if err := s.Scale(100); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "admin endpoint shows 100 tasks served", 3*refresh, func() bool {
+	testsupport.WaitFor(t, "admin endpoint shows 100 tasks served", 30*time.Second, func() bool {
 		return servedCount(adminTasks(t, e)) == 100
 	})
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -15,18 +16,18 @@ import (
 
 func TestPrometheusConfig(t *testing.T) {
 	if _, err := exec.LookPath("promtool"); err != nil {
-		t.Skip("promtool not installed (Debian: prometheus); .ci/run installs it")
+		testsupport.SkipUnlessOptOut(t, "SWARMEDGE_SKIP_PROMTOOL", "promtool not installed (Debian: prometheus; .ci/run installs it)")
 	}
 	// check config also checks the rule files it names.
-	out, err := exec.Command("promtool", "check", "config", repoPath(filepath.Join("deploy", "prometheus.yml"))).CombinedOutput()
+	out, err := exec.Command("promtool", "check", "config", testsupport.RepoPath(t, "deploy/prometheus.yml")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check config: %v\n%s", err, out)
 	}
 }
 
 func TestDockerfileBuildsXcaddyLine(t *testing.T) {
-	line := strings.TrimSpace(readFile(t, repoPath("xcaddy.txt")))
-	dockerfile := readFile(t, repoPath(filepath.Join("deploy", "Dockerfile")))
+	line := strings.TrimSpace(readFile(t, testsupport.RepoPath(t, "xcaddy.txt")))
+	dockerfile := readFile(t, testsupport.RepoPath(t, "deploy/Dockerfile"))
 	if !strings.Contains(dockerfile, "\nRUN "+line+"\n") {
 		t.Errorf("deploy/Dockerfile does not RUN the xcaddy.txt line %q", line)
 	}
@@ -40,14 +41,9 @@ func TestDockerfileBuildsXcaddyLine(t *testing.T) {
 
 func TestDashboardIsJSON(t *testing.T) {
 	var dashboard map[string]any
-	if err := json.Unmarshal([]byte(readFile(t, repoPath(filepath.Join("deploy", "grafana", "swarmedge.json")))), &dashboard); err != nil {
+	if err := json.Unmarshal([]byte(readFile(t, testsupport.RepoPath(t, "deploy/grafana/swarmedge.json"))), &dashboard); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// repoPath is path from the repository root, seen from this package.
-func repoPath(path string) string {
-	return filepath.Join("..", "..", path)
 }
 
 func readFile(t testing.TB, path string) string {
@@ -78,7 +74,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 		targets[c.Source] = c.Target
 	}
 	for name := range stack.Configs {
-		if _, err := os.Stat(repoPath(filepath.Join("deploy", stack.Configs[name].File))); err != nil {
+		if _, err := os.Stat(testsupport.RepoPath(t, filepath.Join("deploy", stack.Configs[name].File))); err != nil {
 			t.Errorf("stack config %s: %v", name, err)
 		}
 	}
@@ -122,7 +118,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 
 func unmarshalYAML(t *testing.T, path string, v any) {
 	t.Helper()
-	if err := yaml.Unmarshal([]byte(readFile(t, repoPath(path))), v); err != nil {
+	if err := yaml.Unmarshal([]byte(readFile(t, testsupport.RepoPath(t, path))), v); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 }

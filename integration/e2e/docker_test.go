@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // Everything the tests create is named with this prefix.
@@ -68,22 +70,15 @@ func waitFor(t testing.TB, what string, timeout time.Duration, check func() (don
 // poll is waitFor returning the timeout as an error, for teardown.
 func poll(t testing.TB, what string, timeout time.Duration, check func() (done bool, status string)) error {
 	start := time.Now()
-	deadline := start.Add(timeout)
 	last := ""
-	for {
+	return testsupport.Poll(what, timeout, func() (bool, string) {
 		done, status := check()
 		if status != last {
 			t.Logf("%5.1fs %s: %s", time.Since(start).Seconds(), what, status)
 			last = status
 		}
-		if done {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not done after %v; last: %s", what, timeout, status)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return done, status
+	})
 }
 
 // execCombined runs a command and returns its stdout and stderr together.
@@ -101,7 +96,7 @@ func execCombined(name string, args ...string) (string, error) {
 func buildStatic(t testing.TB, pkg, dir, name string) {
 	t.Helper()
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, name), pkg)
-	cmd.Dir = moduleRoot(t)
+	cmd.Dir = testsupport.RepoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
@@ -168,15 +163,6 @@ func sharedLibraries(t testing.TB, binary string) []string {
 		libs = append(libs, m[1])
 	}
 	return libs
-}
-
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
 // cleanup registers f to run when the test ends, pass or fail; errors are

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // What the README promises of the deploy files, checked without Docker.
@@ -14,7 +16,7 @@ import (
 // Caddy where stack.yml's healthcheck runs it: a missing binary fails every
 // healthcheck, and Swarm restarts the edge again and again.
 func TestImagesHaveTheHealthcheckBinary(t *testing.T) {
-	stack := readFile(t, repoPath(filepath.Join("deploy", "stack.yml")))
+	stack := readFile(t, testsupport.RepoPath(t, filepath.Join("deploy", "stack.yml")))
 	m := regexp.MustCompile(`test: \["CMD", "([^"]+)", "swarm", "health"`).FindStringSubmatch(stack)
 	if m == nil {
 		t.Fatal(`deploy/stack.yml: no edge healthcheck ["CMD", "<caddy>", "swarm", "health", …]`)
@@ -22,7 +24,7 @@ func TestImagesHaveTheHealthcheckBinary(t *testing.T) {
 	binary := m[1]
 	for _, dockerfile := range []string{"Dockerfile", "Dockerfile.scratch"} {
 		t.Run(dockerfile, func(t *testing.T) {
-			copied := finalStageCopies(readFile(t, repoPath(filepath.Join("deploy", dockerfile))))
+			copied := finalStageCopies(readFile(t, testsupport.RepoPath(t, filepath.Join("deploy", dockerfile))))
 			if !copied[binary] {
 				t.Errorf("deploy/%s copies nothing to %s, which deploy/stack.yml's healthcheck runs (it copies to %v)", dockerfile, binary, copied)
 			}
@@ -57,7 +59,7 @@ func TestDashboardShowsHTTPPerEdge(t *testing.T) {
 			Targets []struct{ Expr string }
 		}
 	}
-	if err := json.Unmarshal([]byte(readFile(t, repoPath(filepath.Join("deploy", "grafana", "swarmedge.json")))), &dashboard); err != nil {
+	if err := json.Unmarshal([]byte(readFile(t, testsupport.RepoPath(t, filepath.Join("deploy", "grafana", "swarmedge.json")))), &dashboard); err != nil {
 		t.Fatal(err)
 	}
 	grouping := regexp.MustCompile(`\bby \(([^)]*)\)`)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/swarmedge/swarmedge/integration/load"
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // The tests' own overlay network and services; the stack gets another
@@ -53,7 +54,7 @@ func TestSwarm(t *testing.T) {
 	if _, err := tryDocker(nil, "info"); err != nil {
 		t.Fatalf("the e2e tests need a Docker engine: %v", err)
 	}
-	root := moduleRoot(t)
+	root := testsupport.RepoRoot(t)
 	buildImages(t, root)
 	joinSwarm(t)
 
@@ -130,7 +131,6 @@ func testServices(t *testing.T, root string) {
 		"--config", "source="+caddyConfig+",target=/etc/caddy/Caddyfile",
 		"--env", "SWARMEDGE_OVERLAY_CIDR="+networkCIDR,
 		"--env", "SWARMEDGE_SERVICE="+appService,
-		"--health-interval", "2s", // the image's command, checked sooner
 		edgeImage)
 	cleanup(t, "edge", func() error { return removeService(t, edgeService) })
 
@@ -202,6 +202,14 @@ func testServices(t *testing.T, root string) {
 		checkLoad(t, res, wantMachineIDs)
 		loadUntilServed(t, "the new tasks get traffic", edgeURL, 3000, apps)
 	})
+
+	// The test changed the app only: Swarm replacing an edge would mean
+	// its healthcheck failed under the load (too tight for a busy node).
+	for _, e := range edges {
+		if !slices.ContainsFunc(runningTasks(t, edgeService), func(now task) bool { return now.ID == e.ID }) {
+			t.Errorf("edge task %s was replaced during the test: healthcheck failures?", e.Hostname)
+		}
+	}
 }
 
 // testStack deploys deploy/stack.yml as written, with this run's images,
@@ -345,7 +353,7 @@ func waitReplaced(t testing.TB, service string, n int, gone task) []task {
 func waitHealthy(t testing.TB, tasks []task) {
 	t.Helper()
 	for _, tk := range tasks {
-		waitFor(t, tk.Hostname+" healthy", time.Minute, func() (bool, string) {
+		waitFor(t, tk.Hostname+" healthy", 2*time.Minute, func() (bool, string) {
 			status := docker(t, "inspect", "--format", "{{.State.Health.Status}}", tk.ContainerID)
 			return status == "healthy", status
 		})

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // BinaryEnv names an environment variable holding the path of a prebuilt
@@ -48,11 +50,10 @@ func findOrBuild() (string, error) {
 		}
 		return path, nil
 	}
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	root, err := testsupport.FindRepoRoot()
 	if err != nil {
-		return "", fmt.Errorf("finding the module root: %w", err)
+		return "", err
 	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
 	if err := readSourceTree(root); err != nil {
 		return "", err
 	}

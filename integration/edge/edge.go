@@ -13,8 +13,9 @@
 //		respond "ok"
 //	}
 //
-// The global option `admin {{.AdminAddr}}` is required: readiness and
-// reloads go through it. Caddy's data and config directories (storage,
+// The global option `admin {{.AdminAddr}}` is required: reloads go through
+// it. An edge is ready when `caddy run --pingback` confirms that its config
+// runs; a refused config is read from the process's exit. Caddy's data and config directories (storage,
 // autosave) are redirected to a temp dir per edge. A test that restarts an
 // edge on the same ports and storage (certificates, ACME account) starts
 // both processes from one Node.
@@ -24,7 +25,6 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,10 +177,16 @@ func (n *Node) launch(bin string, opts Options) (*Edge, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.cmd = exec.Command(e.bin, "run", "--config", path, "--adapter", "caddyfile")
+	pingback, err := newPingback()
+	if err != nil {
+		return nil, err
+	}
+	defer pingback.Close()
+	e.cmd = exec.Command(e.bin, "run", "--config", path, "--adapter", "caddyfile", "--pingback", pingback.address())
 	e.cmd.Dir = e.dir
 	e.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(e.dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(e.dir, "config"))
 	e.cmd.Env = append(e.cmd.Env, opts.Env...)
+	e.cmd.Stdin = bytes.NewReader(pingback.token)
 	e.cmd.Stdout = &e.output
 	e.cmd.Stderr = &e.output
 	// If this process dies without stopping the edge (go test's timeout, a
@@ -193,35 +199,41 @@ func (n *Node) launch(bin string, opts Options) (*Edge, error) {
 		e.err = e.cmd.Wait()
 		close(e.exited)
 	}()
-	if err := e.waitReady(); err != nil {
+	if err := e.waitReady(pingback); err != nil {
 		e.Stop()
 		return nil, fmt.Errorf("%w\nedge output:\n%s", err, e.Output())
 	}
 	return e, nil
 }
 
-// waitReady polls the admin API until it serves the config. Caddy holds the
-// config lock while it loads, so the first answer comes after the apps
-// (and their listeners) have started.
-func (e *Edge) waitReady() error {
-	client := &http.Client{Timeout: time.Second}
-	url := "http://" + e.AdminAddr + "/config/"
-	deadline := time.Now().Add(readyTimeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-e.exited:
-			return fmt.Errorf("edge exited during start: %v", e.err)
-		default:
+// waitReady waits for the edge's confirmation that its initial config is
+// running, or for its exit. `caddy run --pingback` (what `caddy start`
+// uses) sends the confirmation only after the config loaded and every app
+// started; a refused config ends the process instead, so a start is never
+// taken for ready by a racing look at the admin API.
+func (e *Edge) waitReady(pingback *pingback) error {
+	confirmed := make(chan error, 1)
+	go func() { confirmed <- pingback.wait() }()
+	timeout := time.NewTimer(readyTimeout)
+	defer timeout.Stop()
+	select {
+	case err := <-confirmed:
+		if err != nil {
+			return fmt.Errorf("edge start: %w", err)
 		}
-		if resp, err := client.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+	case <-e.exited:
+		return fmt.Errorf("edge exited during start: %v", e.err)
+	case <-timeout.C:
+		return fmt.Errorf("edge not ready after %v: no start confirmation", readyTimeout)
 	}
-	return fmt.Errorf("edge not ready after %v: no config at %s (is `admin {{.AdminAddr}}` in the global options?)", readyTimeout, url)
+	// Confirmed: the config runs. An exit racing the confirmation would
+	// still be a failed start.
+	select {
+	case <-e.exited:
+		return fmt.Errorf("edge exited right after start: %v", e.err)
+	default:
+		return nil
+	}
 }
 
 // Reload replaces the running config with caddyfile through `caddy reload`,

@@ -1,12 +1,12 @@
 package edge_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/swarmedge/swarmedge/integration/edge"
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 const respondTemplate = `{
@@ -54,18 +54,23 @@ func TestStartRefusedConfig(t *testing.T) {
 	}
 }
 
+// TestStartRefusedAtProvision: a config that adapts but fails while the
+// apps provision, after the admin API is up, is a failed start with the
+// edge's reason, read from its exit.
+func TestStartRefusedAtProvision(t *testing.T) {
+	_, err := edge.Start(t, strings.Replace(respondTemplate, `respond "BODY"`, `reverse_proxy 127.0.0.1:9 {
+		transport http {
+			tls_client_auth /nonexistent/client.pem /nonexistent/client.key
+		}
+	}`, 1))
+	if err == nil || !strings.Contains(err.Error(), "edge exited during start") || !strings.Contains(err.Error(), "/nonexistent/client.pem") {
+		t.Fatalf("start error %v, want the exit and the edge's reason naming /nonexistent/client.pem", err)
+	}
+}
+
 func assertBody(t *testing.T, url, want string) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK || string(body) != want {
+	if resp, body := testsupport.Get(t, nil, url); resp.StatusCode != http.StatusOK || body != want {
 		t.Fatalf("GET %s: %d %q, want 200 %q", url, resp.StatusCode, body, want)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,7 +18,6 @@ import (
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
-	"github.com/miekg/dns"
 )
 
 // acmeServer is pebble, Let's Encrypt's test ACME server, run in the test
@@ -88,33 +86,4 @@ func directoryPath(t *testing.T, handler http.Handler, resource string) string {
 		t.Fatalf("ACME directory has no %s URL: %s", resource, rec.Body)
 	}
 	return u.Path
-}
-
-// startDNS answers A queries for name with 127.0.0.1 over TCP (pebble's
-// resolver asks over TCP) and returns its address. Other names are NXDOMAIN;
-// name has no AAAA record.
-func startDNS(t *testing.T, name string) string {
-	t.Helper()
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := &dns.Server{Listener: listener, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
-		resp := new(dns.Msg)
-		resp.SetReply(req)
-		q := req.Question[0]
-		switch {
-		case q.Name != dns.Fqdn(name):
-			resp.Rcode = dns.RcodeNameError
-		case q.Qtype == dns.TypeA:
-			resp.Answer = append(resp.Answer, &dns.A{
-				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-				A:   net.IPv4(127, 0, 0, 1),
-			})
-		}
-		_ = w.WriteMsg(resp)
-	})}
-	go server.ActivateAndServe()
-	t.Cleanup(func() { _ = server.Shutdown() })
-	return listener.Addr().String()
 }

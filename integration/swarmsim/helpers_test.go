@@ -7,17 +7,19 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // startService starts a service for t and, when t ends, closes it and
 // checks that every goroutine it started has ended.
 func startService(t *testing.T, cfg Config) *Service {
 	t.Helper()
-	before := runtime.NumGoroutine()
 	s, err := Start(cfg)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -26,25 +28,39 @@ func startService(t *testing.T, cfg Config) *Service {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
-		if !poll(func() bool { return runtime.NumGoroutine() <= before }) {
-			buf := make([]byte, 1<<20)
-			t.Errorf("goroutines leaked: %d before, %d after Close\n%s",
-				before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		if !testsupport.Eventually(10*time.Second, func() bool { return len(serviceGoroutines()) == 0 }) {
+			t.Errorf("goroutines of the service still run after Close:\n%s", strings.Join(serviceGoroutines(), "\n\n"))
 		}
 	})
 	return s
 }
 
-// poll reports whether cond holds within a few seconds, checking often.
-func poll(cond func() bool) bool {
-	deadline := time.Now().Add(3 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
+// serviceGoroutines returns the stacks of the goroutines running this
+// package's code (not its tests'): none may outlive Close. Unlike a
+// process-wide count, this sees a leak also when some other goroutine
+// (the runtime's, the HTTP client's) ended meanwhile. The tests of this
+// package do not run in parallel, so every such goroutine is the closed
+// service's.
+func serviceGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		buf = make([]byte, 2*len(buf))
 	}
-	return true
+	var leaked []string
+	for stack := range strings.SplitSeq(string(buf), "\n\n") {
+		for line := range strings.Lines(stack) {
+			if file, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && strings.Contains(file, "/integration/swarmsim/") && !strings.HasSuffix(file, "_test.go") {
+				leaked = append(leaked, stack)
+				break
+			}
+		}
+	}
+	return leaked
 }
 
 // exchange sends an A query for name over network ("udp" or "tcp"), with
@@ -106,23 +122,7 @@ func newClient(t *testing.T, keepAlive bool) *http.Client {
 // get requests url and returns the response with its body read.
 func get(t *testing.T, c *http.Client, url string, header http.Header) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading %s: %v", url, err)
-	}
-	return resp, string(body)
+	return testsupport.Do(t, c, http.MethodGet, url, header)
 }
 
 // rawConn is one client TCP connection that sends HTTP/1.1 requests by hand,

@@ -1,9 +1,11 @@
 package swarmsim
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -11,23 +13,27 @@ import (
 
 func TestStartRejectsBadConfig(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		cfg  Config
+		name    string
+		cfg     Config
+		wantErr string
 	}{
-		{"task base off loopback", Config{TaskBase: netip.MustParseAddr("10.0.0.2")}},
-		{"task range leaves loopback", Config{TaskBase: netip.MustParseAddr("127.255.255.200")}},
-		{"VIP off loopback", Config{VIP: netip.MustParseAddr("192.168.1.1")}},
-		{"VIP among tasks", Config{VIP: netip.MustParseAddr("127.0.10.7")}},
-		{"DNS off loopback", Config{DNS: netip.MustParseAddrPort("0.0.0.0:0")}},
-		{"IPv6 VIP", Config{VIP: netip.MustParseAddr("::1")}},
-		{"bad service name", Config{Name: "app..web"}},
-		{"too many replicas", Config{Replicas: MaxReplicas + 1}},
-		{"negative replicas", Config{Replicas: -1}},
+		{"task base off loopback", Config{TaskBase: netip.MustParseAddr("10.0.0.2")}, "task base 10.0.0.2 is not in 127.0.0.0/8"},
+		{"task range leaves loopback", Config{TaskBase: netip.MustParseAddr("127.255.255.200")}, "last task address"},
+		{"VIP off loopback", Config{VIP: netip.MustParseAddr("192.168.1.1")}, "VIP 192.168.1.1 is not in 127.0.0.0/8"},
+		{"VIP among tasks", Config{VIP: netip.MustParseAddr("127.0.10.7")}, "VIP 127.0.10.7 is among the task addresses"},
+		{"DNS off loopback", Config{DNS: netip.MustParseAddrPort("0.0.0.0:0")}, "DNS address 0.0.0.0 is not in 127.0.0.0/8"},
+		{"IPv6 VIP", Config{VIP: netip.MustParseAddr("::1")}, "VIP ::1 is not in 127.0.0.0/8"},
+		{"bad service name", Config{Name: "app..web"}, `service name "app..web" is not a DNS name`},
+		{"too many replicas", Config{Replicas: MaxReplicas + 1}, fmt.Sprintf("replicas must be 0 to %d, not %d", MaxReplicas, MaxReplicas+1)},
+		{"negative replicas", Config{Replicas: -1}, fmt.Sprintf("replicas must be 0 to %d, not -1", MaxReplicas)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if s, err := Start(tc.cfg); err == nil {
+			s, err := Start(tc.cfg)
+			if err == nil {
 				s.Close()
-				t.Errorf("Start(%+v) succeeded, want an error", tc.cfg)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Start(%+v): error %v, want one containing %q", tc.cfg, err, tc.wantErr)
 			}
 		})
 	}
@@ -116,8 +122,8 @@ func TestKillRecordPolicy(t *testing.T) {
 			if listed != tc.wantInDNS {
 				t.Errorf("killed task in DNS: %v, want %v", listed, tc.wantInDNS)
 			}
-			if err := s.Kill(2, tc.policy); err == nil {
-				t.Error("killing a dead task succeeded, want an error")
+			if err := s.Kill(2, tc.policy); err == nil || !strings.Contains(err.Error(), "task app.2 is dead") {
+				t.Errorf("killing a dead task: error %v, want one saying task app.2 is dead", err)
 			}
 
 			// The orchestrator replaces the dead task on the next Scale.
@@ -137,11 +143,12 @@ func TestKillRecordPolicy(t *testing.T) {
 func TestControlOfUnknownTask(t *testing.T) {
 	s := startService(t, Config{Replicas: 2})
 	for _, slot := range []int{0, 3, -1} {
-		if err := s.Kill(slot, DropRecord); err == nil {
-			t.Errorf("Kill(%d) succeeded, want an error", slot)
+		want := fmt.Sprintf("no task in slot %d (service has 2 slots)", slot)
+		if err := s.Kill(slot, DropRecord); err == nil || err.Error() != want {
+			t.Errorf("Kill(%d): error %v, want %q", slot, err, want)
 		}
-		if err := s.SetHealthy(slot, false, DropRecord); err == nil {
-			t.Errorf("SetHealthy(%d) succeeded, want an error", slot)
+		if err := s.SetHealthy(slot, false, DropRecord); err == nil || err.Error() != want {
+			t.Errorf("SetHealthy(%d): error %v, want %q", slot, err, want)
 		}
 	}
 }
