@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/swarmedge/swarmedge/integration/edge"
+	"github.com/swarmedge/swarmedge/integration/testsupport"
 )
 
 // TestTryDurationHoldsEvery503 is why Caddyfile.example retries with
@@ -29,7 +30,7 @@ func TestTryDurationHoldsEvery503(t *testing.T) {
 		t.Fatal(err)
 	}
 	// an empty set takes two NXDOMAIN answers in a row
-	waitFor(t, "edge serves no task", 10*refresh, func() bool { return len(adminTasks(t, e)) == 0 })
+	testsupport.WaitFor(t, "edge serves no task", 10*refresh, func() bool { return len(adminTasks(t, e)) == 0 })
 
 	start := time.Now()
 	resp, err := http.Get(e.URL("/"))
