@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
 )
 
 // handlerT0 is 5 ms into a 10 ms unit.
@@ -23,7 +25,7 @@ func newTestHandler() (*Handler, *fakeClock) {
 	clock := &fakeClock{t: handlerT0}
 	s := new(slot)
 	s.current.Store(newGenerator(defaultLayout, 10, -1, clock.now, clock.sleep))
-	return &Handler{app: &App{layout: defaultLayout, slot: s}}, clock
+	return &Handler{app: &App{layout: defaultLayout, slot: s}, shares: newClientShares(clientShareIDs, maxClients)}, clock
 }
 
 func serve(t *testing.T, h *Handler, r *http.Request) *httptest.ResponseRecorder {
@@ -191,24 +193,24 @@ func TestEndpointHead(t *testing.T) {
 	}
 }
 
-// withMintedID is r as request_id leaves it after minting id.
-func withMintedID(r *http.Request, id int64) *http.Request {
-	vars := map[string]any{mintedIDVar: id}
+// withMintedID is r as request_id leaves it after minting id in layout l.
+func withMintedID(r *http.Request, id int64, l layout) *http.Request {
+	vars := map[string]any{mintedIDVar: mintedID{id: id, layout: l}}
 	return r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
 }
 
 func TestEndpointServesTheRequestsMintedID(t *testing.T) {
 	h, _ := newTestHandler()
-	stamped, _, err := h.app.mint(0) // what request_id did for this request
+	stamped, l, err := h.app.mint(0) // what request_id did for this request
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id", nil), stamped))
+	w := serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id", nil), stamped, l))
 	if got, want := w.Body.String(), wantJSON(t, 0); got != want {
 		t.Fatalf("body %s, want the stamped ID %s", got, want)
 	}
 
-	w = serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id?count=3", nil), stamped))
+	w = serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id?count=3", nil), stamped, l))
 	// The stamped ID first, then two fresh ones: sequence 1 and 2.
 	if want := "[" + wantJSON(t, 0) + "," + wantJSON(t, 1) + "," + wantJSON(t, 2) + "]"; w.Body.String() != want {
 		t.Fatalf("count=3: body\n%s\nwant\n%s", w.Body, want)
@@ -246,13 +248,97 @@ func TestEndpointClockBehindAnswers503(t *testing.T) {
 func BenchmarkEndpoint(b *testing.B) {
 	s := new(slot)
 	s.current.Store(newGenerator(benchLayout, 1, -1, monotonicNow, time.Sleep))
-	h := &Handler{app: &App{layout: benchLayout, slot: s}}
+	h := &Handler{app: &App{layout: benchLayout, slot: s}, shares: newClientShares(clientShareIDs, maxClients)}
 	r := httptest.NewRequest(http.MethodGet, "/id", nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		w := httptest.NewRecorder()
 		if err := h.ServeHTTP(w, r, nil); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// editedHeaders is what a deferred `header` directive does to every answer
+// of the endpoint: it edits each header's values in place (a replace op),
+// when the response header is written.
+var editedHeaders = []string{"Cache-Control", "Content-Type", "Content-Length", "Allow", "Retry-After"}
+
+func deferredHeaderEdit(t *testing.T) *headers.Handler {
+	t.Helper()
+	replace := make(map[string][]headers.Replacement)
+	for _, name := range editedHeaders {
+		replace[name] = []headers.Replacement{{SearchRegexp: "$", Replace: ";edited"}}
+	}
+	edit := &headers.Handler{Response: &headers.RespHeaderOps{HeaderOps: &headers.HeaderOps{Replace: replace}, Deferred: true}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := edit.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return edit
+}
+
+// serveEdited answers one request of each kind (JSON, text, 400, 405) through
+// the deferred edit and checks that each header has one value, edited once.
+func serveEdited(h *Handler, edit *headers.Handler, i int) error {
+	method, target := http.MethodGet, "/id"
+	switch i % 4 {
+	case 1:
+		target = "/id?format=text&count=2"
+	case 2:
+		target = "/id?count=zero"
+	case 3:
+		method = http.MethodPut
+	}
+	w := httptest.NewRecorder()
+	r := caddyhttp.PrepareRequest(httptest.NewRequest(method, target, nil), caddy.NewReplacer(), w, nil)
+	endpoint := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return h.ServeHTTP(w, r, nil) })
+	if err := edit.ServeHTTP(w, r, endpoint); err != nil {
+		return err
+	}
+	for _, name := range editedHeaders {
+		values, ok := w.Result().Header[name]
+		if !ok {
+			continue
+		}
+		if len(values) != 1 || strings.Count(values[0], ";edited") != 1 {
+			return fmt.Errorf("%s %s, response %d: %s = %q, want one value edited once", method, target, i, name, values)
+		}
+	}
+	return nil
+}
+
+func TestEndpointHeadersAreNotSharedBetweenResponses(t *testing.T) {
+	h, _ := newTestHandler()
+	edit := deferredHeaderEdit(t)
+	for i := range 1000 {
+		if err := serveEdited(h, edit, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Run with -race: responses written at once must not share header values.
+func TestEndpointHeadersConcurrent(t *testing.T) {
+	h, _ := newTestHandler()
+	edit := deferredHeaderEdit(t)
+	const workers, each = 8, 125
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for i := range each {
+				if err := serveEdited(h, edit, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }
