@@ -3,6 +3,7 @@ package sonyflake
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -156,15 +157,23 @@ func TestEndpointCount(t *testing.T) {
 }
 
 func TestEndpointRefusesBadQueries(t *testing.T) {
-	for _, query := range []string{
-		"count=0", "count=1001", "count=-1", "count=abc", "count=", "count=1&count=2", "count=2.5",
-		"format=xml", "format=", "format=text&format=json", "count=%zz",
+	for _, tc := range []struct{ query, reason string }{
+		{"count=0", `count "0": want a whole number from 1 to 1000`},
+		{"count=1001", `count "1001": want a whole number from 1 to 1000`},
+		{"count=-1", `count "-1": want a whole number from 1 to 1000`},
+		{"count=abc", `count "abc": want a whole number from 1 to 1000`},
+		{"count=", `count "": want a whole number from 1 to 1000`},
+		{"count=2.5", `count "2.5": want a whole number from 1 to 1000`},
+		{"count=1&count=2", "count: give it once"},
+		{"format=xml", `format "xml": want json or text`},
+		{"format=", `format "": want json or text`},
+		{"format=text&format=json", "format: give it once"},
+		{"count=%zz", `malformed query string: invalid URL escape "%zz"`},
 	} {
 		h, _ := newTestHandler()
-		w := serve(t, h, httptest.NewRequest(http.MethodGet, "/id?"+query, nil))
-		body := w.Body.String()
-		if w.Code != http.StatusBadRequest || !strings.HasSuffix(body, "\n") || strings.Count(body, "\n") != 1 || len(body) < 10 {
-			t.Errorf("?%s: %d %q, want 400 with a one-line reason", query, w.Code, body)
+		w := serve(t, h, httptest.NewRequest(http.MethodGet, "/id?"+tc.query, nil))
+		if w.Code != http.StatusBadRequest || w.Body.String() != tc.reason+"\n" {
+			t.Errorf("?%s: %d %q, want 400 %q", tc.query, w.Code, w.Body, tc.reason+"\n")
 		}
 	}
 }
@@ -175,6 +184,9 @@ func TestEndpointOtherMethods(t *testing.T) {
 		w := serve(t, h, httptest.NewRequest(method, "/id", nil))
 		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD, POST" {
 			t.Errorf("%s: %d, Allow %q; want 405 with Allow: GET, HEAD, POST", method, w.Code, w.Header().Get("Allow"))
+		}
+		if want := "method " + method + " not allowed: use GET, HEAD or POST\n"; w.Body.String() != want {
+			t.Errorf("%s: body %q, want %q", method, w.Body, want)
 		}
 	}
 }
@@ -236,8 +248,8 @@ func TestEndpointClockBehindAnswers503(t *testing.T) {
 		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != tc.retryAfter {
 			t.Errorf("clock %s behind: %d, Retry-After %q; want 503, %s", tc.behind, w.Code, w.Header().Get("Retry-After"), tc.retryAfter)
 		}
-		if body := w.Body.String(); strings.Count(body, "\n") != 1 || !strings.HasSuffix(body, "\n") {
-			t.Errorf("503 body %q, want one line", body)
+		if want := "no ID available within 1s: demand is above the format's ceiling, or the clock is behind the last ID issued\n"; w.Body.String() != want {
+			t.Errorf("503 body %q, want %q", w.Body, want)
 		}
 		if len(clock.slept) != 0 {
 			t.Errorf("slept %v: the request should be refused, not held", clock.slept)
@@ -340,5 +352,42 @@ func TestEndpointHeadersConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// After a reload changed the layout, an ID request_id minted before it is
+// still taken apart in the layout that minted it.
+func TestEndpointDecodesTheStampedIDInItsLayout(t *testing.T) {
+	h, _ := newTestHandler()
+	before := newLayout(defaultStartTime, defaultTimeUnit, 10, 14)
+	stamped := before.compose(before.unitsAt(handlerT0), 5, 10)
+	w := serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id?count=2", nil), stamped, before))
+	var batch []idParts
+	if err := json.Unmarshal(w.Body.Bytes(), &batch); err != nil {
+		t.Fatalf("body %s: %v", w.Body, err)
+	}
+	if want := before.decompose(stamped); len(batch) != 2 || batch[0] != want {
+		t.Fatalf("stamped ID served as %+v, want %+v, its own layout's fields", batch, want)
+	}
+	if want := defaultLayout.decompose(batch[1].ID); batch[1] != want || want.Sequence != 0 {
+		t.Errorf("fresh ID served as %+v, want %+v in the current layout", batch[1], want)
+	}
+}
+
+// A layout whose time field has ended is a server error naming the date, not
+// a 503 to retry.
+func TestEndpointTimeFieldEnded(t *testing.T) {
+	ended := newLayout(handlerT0.Add(-60*24*time.Hour), time.Millisecond, 15, 16) // 2^32 ms: 49.7 days
+	clock := &fakeClock{t: handlerT0}
+	s := new(slot)
+	s.current.Store(newGenerator(ended, 10, -1, clock.now, clock.sleep))
+	h := &Handler{app: &App{layout: ended, slot: s}, shares: newClientShares(clientShareIDs, maxClients)}
+	err := h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/id", nil), nil)
+	var herr caddyhttp.HandlerError
+	if !errors.As(err, &herr) || herr.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("error %v, want a 500 handler error", err)
+	}
+	if want := "the time field ended on " + ended.end().UTC().Format(time.RFC3339); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
 	}
 }

@@ -165,12 +165,11 @@ func TestRequestIDReplacesUpstreamValue(t *testing.T) {
 // server's writer, after the handler chain returned.
 func TestRequestIDHeaderOnErrorResponse(t *testing.T) {
 	h, _, _ := newTestRequestID(t, RequestID{})
-	failing := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
-		return caddyhttp.Error(http.StatusBadGateway, errors.New("dial tcp: connection refused"))
-	})
+	upstreamErr := caddyhttp.Error(http.StatusBadGateway, errors.New("dial tcp: connection refused"))
+	failing := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return upstreamErr })
 	w, got, err := serveRequestID(h, httptest.NewRequest(http.MethodGet, "/", nil), false, failing)
-	if err == nil {
-		t.Fatal("the upstream's error was swallowed")
+	if !errors.Is(err, upstreamErr) {
+		t.Fatalf("error %v, want the upstream's %v passed on", err, upstreamErr)
 	}
 	if resp := w.Header().Values("X-Request-ID"); len(resp) != 1 || resp[0] != got.id {
 		t.Errorf("X-Request-ID on the writer the server answers with = %q, want [%v]", resp, got.id)
@@ -276,8 +275,12 @@ func TestRequestIDUnavailableServesWithoutID(t *testing.T) {
 	if d := unavailable(); d != 3 {
 		t.Errorf("unavailable counter grew by %v, want 3", d)
 	}
-	if n := logs.FilterLevelExact(zapcore.WarnLevel).Len(); n != 1 {
-		t.Errorf("%d warnings for 3 requests within a second, want 1", n)
+	warnings := logs.FilterLevelExact(zapcore.WarnLevel).All()
+	if len(warnings) != 1 {
+		t.Fatalf("%d warnings for 3 requests within a second, want 1", len(warnings))
+	}
+	if msg := warnings[0].Message; !strings.Contains(msg, "served without a request ID") || !strings.Contains(msg, "within one time unit") {
+		t.Errorf("warning %q does not say the request went without an ID and why", msg)
 	}
 }
 
