@@ -73,6 +73,13 @@ func TestSonyflakeOptionCaddyfileErrors(t *testing.T) {
 		{"sequence_bits extra", "sonyflake {\n\tsequence_bits 8 9\n}", []string{"sequence_bits", "got 2"}, ":2"},
 		{"machine_id_bits not a number", "sonyflake {\n\tmachine_id_bits 1.5\n}", []string{`machine_id_bits "1.5"`, "whole number"}, ":2"},
 		{"machine_id_bits missing", "sonyflake {\n\tmachine_id_bits\n}", []string{"machine_id_bits", "got 0"}, ":2"},
+		// JSON leaves a 0 out, so an explicit 0 would silently become the default.
+		{"sequence_bits 0", "sonyflake {\n\tsequence_bits 0\n}", []string{"sequence_bits 0: must be 1 to 30", "default 8"}, ":2"},
+		{"machine_id_bits 0", "sonyflake {\n\tmachine_id_bits 0\n}", []string{"machine_id_bits 0: must be 1 to 30", "default 16"}, ":2"},
+		{"sequence_bits negative", "sonyflake {\n\tsequence_bits -3\n}", []string{"sequence_bits -3: must be 1 to 30"}, ":2"},
+		{"time_unit 0s", "sonyflake {\n\ttime_unit 0s\n}", []string{"time_unit 0s: must be at least 1ms", "default 10ms"}, ":2"},
+		{"time_unit 0", "sonyflake {\n\ttime_unit 0\n}", []string{"time_unit 0: must be at least 1ms"}, ":2"},
+		{"time_unit negative", "sonyflake {\n\ttime_unit -10ms\n}", []string{"time_unit -10ms: must be at least 1ms"}, ":2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := new(App).UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))

@@ -108,8 +108,11 @@ func layoutFromFlags(flags *pflag.FlagSet) (layout, error) {
 	if err != nil {
 		return layout{}, fmt.Errorf("--time-unit %q: want a duration such as 10ms", unitFlag)
 	}
-	if unit == 0 || sequenceBits == 0 || machineIDBits == 0 {
-		return layout{}, errors.New("--time-unit, --sequence-bits and --machine-id-bits must not be 0")
+	// newLayout would read a 0 as "the default".
+	for flag, value := range map[string]int64{"--time-unit": int64(unit), "--sequence-bits": int64(sequenceBits), "--machine-id-bits": int64(machineIDBits)} {
+		if value == 0 {
+			return layout{}, fmt.Errorf("%s 0: must not be 0 (leave the flag out for the default)", flag)
+		}
 	}
 	l := newLayout(start, unit, sequenceBits, machineIDBits)
 	if err := l.check(0); err != nil {

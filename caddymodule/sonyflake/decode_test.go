@@ -109,7 +109,9 @@ func TestDecodeRefusesBadLayoutFlags(t *testing.T) {
 		{[]string{"--time-unit", "ten", "1"}, "--time-unit"},
 		{[]string{"--time-unit", "100us", "1"}, "time_unit 100µs: must be at least 1ms"},
 		{[]string{"--sequence-bits", "20", "--machine-id-bits", "20", "1"}, "together they must be at most 31"},
-		{[]string{"--sequence-bits", "0", "1"}, "must not be 0"},
+		{[]string{"--sequence-bits", "0", "1"}, "--sequence-bits 0: must not be 0"},
+		{[]string{"--machine-id-bits", "0", "1"}, "--machine-id-bits 0: must not be 0"},
+		{[]string{"--time-unit", "0s", "1"}, "--time-unit 0: must not be 0"},
 		{[]string{}, "requires at least 1 arg"},
 	} {
 		_, err := runDecode(t, tc.args...)

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -33,8 +31,13 @@ const (
 // app, as JSON {"id":…,"machine-id":…,"msb":0,"sequence":…,"time":…}, or
 // as a decimal line with ?format=text or Accept: text/plain. ?count=N
 // (1 to 1000) answers N IDs: a JSON array, or N lines. It has no settings.
+//
+// Each client address (an IPv6 client: its /64) may have at most 2,000 IDs
+// in flight at once; a request past that share is answered 429 with
+// Retry-After, so one client's batches cannot lock others out.
 type Handler struct {
-	app *App
+	app    *App
+	shares *clientShares
 }
 
 // CaddyModule returns the Caddy module information.
@@ -52,15 +55,37 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = app
+	h.shares = newClientShares(clientShareIDs, maxClients)
 	return nil
 }
 
-// Header values shared by every response; nothing appends to them in place.
-var (
-	jsonContentType = []string{"application/json"}
-	textContentType = []string{"text/plain; charset=utf-8"}
-	noStore         = []string{"no-store"}
-	allowedMethods  = []string{"GET, HEAD, POST"}
+// responseHeaders holds one response's header values. Each header gets its
+// own slice: a handler further up (e.g. a deferred `header` that replaces a
+// value) may change a value in place, which on a slice shared by all
+// responses would change every later response and race with concurrent ones.
+// One allocation serves the three headers of every answer.
+type responseHeaders struct {
+	cacheControl, contentType, contentLength [1]string
+}
+
+// newResponseHeaders sets Cache-Control on w, each value in its own slice.
+func newResponseHeaders(w http.ResponseWriter) *responseHeaders {
+	rh := &responseHeaders{cacheControl: [1]string{"no-store"}}
+	w.Header()["Cache-Control"] = rh.cacheControl[:]
+	return rh
+}
+
+// setBody sets Content-Type and Content-Length for a body of n bytes.
+func (rh *responseHeaders) setBody(w http.ResponseWriter, contentType string, n int) {
+	rh.contentType[0], rh.contentLength[0] = contentType, strconv.Itoa(n)
+	hdr := w.Header()
+	hdr["Content-Type"] = rh.contentType[:]
+	hdr["Content-Length"] = rh.contentLength[:]
+}
+
+const (
+	jsonContentType = "application/json"
+	textContentType = "text/plain; charset=utf-8"
 )
 
 // responseBuffers are reused across requests so that the IDs and the body
@@ -75,25 +100,31 @@ var bufferPool = sync.Pool{New: func() any {
 }}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	hdr := w.Header()
-	hdr["Cache-Control"] = noStore
+	rh := newResponseHeaders(w)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodPost:
 	default:
-		hdr["Allow"] = allowedMethods
-		writeLine(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use GET, HEAD or POST")
+		w.Header()["Allow"] = []string{"GET, HEAD, POST"}
+		writeLine(w, rh, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use GET, HEAD or POST")
 		return nil
 	}
 	req, reason := parseIDRequest(r)
 	if reason != "" {
-		writeLine(w, http.StatusBadRequest, reason)
+		writeLine(w, rh, http.StatusBadRequest, reason)
 		return nil
 	}
 
+	client := clientOf(r)
+	if refusal := h.shares.acquire(client, req.count); refusal != nil {
+		w.Header()["Retry-After"] = []string{"1"}
+		writeLine(w, rh, refusal.status, refusal.reason)
+		return nil
+	}
 	buf := bufferPool.Get().(*responseBuffers)
 	defer bufferPool.Put(buf)
-	ids, l, err := h.ids(r, buf.ids[:0], req.count)
-	buf.ids = ids
+	batch, err := h.ids(r, buf.ids[:0], req.count)
+	h.shares.release(client, req.count)
+	buf.ids = batch.ids
 	if err != nil {
 		// Declared here, not on the success path: errors.As moves wait to
 		// the heap.
@@ -101,23 +132,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		if !errors.As(err, &wait) {
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
-		hdr["Retry-After"] = []string{strconv.FormatInt(int64((wait.Wait+time.Second-1)/time.Second), 10)}
-		writeLine(w, http.StatusServiceUnavailable, fmt.Sprintf("no ID available within %s: demand is above the format's ceiling, or the clock is behind the last ID issued", endpointMaxWait))
+		w.Header()["Retry-After"] = []string{strconv.FormatInt(int64((wait.Wait+time.Second-1)/time.Second), 10)}
+		writeLine(w, rh, http.StatusServiceUnavailable, fmt.Sprintf("no ID available within %s: demand is above the format's ceiling, or the clock is behind the last ID issued", endpointMaxWait))
 		return nil
 	}
 
 	body := buf.body[:0]
+	contentType := jsonContentType
 	if req.text {
-		hdr["Content-Type"] = textContentType
-		for _, id := range ids {
+		contentType = textContentType
+		for _, id := range batch.ids {
 			body = append(strconv.AppendInt(body, id, 10), '\n')
 		}
 	} else {
-		hdr["Content-Type"] = jsonContentType
-		body = appendJSON(body, l, ids, req.batch)
+		body = appendJSON(body, batch, req.batch)
 	}
 	buf.body = body
-	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	rh.setBody(w, contentType, len(body))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, err = w.Write(body)
@@ -125,76 +156,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	return err
 }
 
+// idBatch is the IDs of one answer and the layouts they were minted in: the
+// first may be the one request_id minted, possibly before a reload changed
+// the layout.
+type idBatch struct {
+	ids         []int64
+	firstLayout layout // of ids[0]
+	restLayout  layout // of ids[1:]
+}
+
+// layoutOf returns the layout ids[i] was minted in.
+func (b *idBatch) layoutOf(i int) layout {
+	if i == 0 {
+		return b.firstLayout
+	}
+	return b.restLayout
+}
+
 // ids appends count IDs to dst: first the one request_id minted for this
-// request, if any, then fresh ones. It returns the layout they are in.
-func (h *Handler) ids(r *http.Request, dst []int64, count int) ([]int64, layout, error) {
-	if id, ok := caddyhttp.GetVar(r.Context(), mintedIDVar).(int64); ok {
-		dst = append(dst, id)
-		count--
-	}
-	if count == 0 {
-		return dst, h.app.currentLayout(), nil
-	}
-	return h.app.mintN(dst, count, endpointMaxWait)
-}
-
-// idRequest is what a request asks of the endpoint.
-type idRequest struct {
-	count int
-	batch bool // count was given: answer a JSON array even for one ID
-	text  bool
-}
-
-// parseIDRequest reads the query (format, count) and the Accept header; a
-// non-empty reason says why the request is refused.
-func parseIDRequest(r *http.Request) (req idRequest, reason string) {
-	accept := r.Header.Get("Accept")
-	req = idRequest{count: 1, text: strings.Contains(accept, "text/plain") && !strings.Contains(accept, "json")}
-	if r.URL.RawQuery == "" {
-		return req, ""
-	}
-	query, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return req, "malformed query string: " + err.Error()
-	}
-	if values, ok := query["format"]; ok {
-		if len(values) != 1 {
-			return req, "format: give it once"
+// request, if any, then fresh ones.
+func (h *Handler) ids(r *http.Request, dst []int64, count int) (idBatch, error) {
+	if stamped, ok := caddyhttp.GetVar(r.Context(), mintedIDVar).(mintedID); ok {
+		batch := idBatch{ids: append(dst, stamped.id), firstLayout: stamped.layout, restLayout: stamped.layout}
+		if count == 1 {
+			return batch, nil
 		}
-		switch values[0] {
-		case "json":
-			req.text = false
-		case "text":
-			req.text = true
-		default:
-			return req, fmt.Sprintf("format %q: want json or text", values[0])
-		}
+		var err error
+		batch.ids, batch.restLayout, err = h.app.mintN(batch.ids, count-1, endpointMaxWait)
+		return batch, err
 	}
-	if values, ok := query["count"]; ok {
-		if len(values) != 1 {
-			return req, "count: give it once"
-		}
-		n, err := strconv.Atoi(values[0])
-		if err != nil || n < 1 || n > maxCount {
-			return req, fmt.Sprintf("count %q: want a whole number from 1 to %d", values[0], maxCount)
-		}
-		req.count, req.batch = n, true
-	}
-	return req, ""
+	ids, l, err := h.app.mintN(dst, count, endpointMaxWait)
+	return idBatch{ids: ids, firstLayout: l, restLayout: l}, err
 }
 
 // appendJSON appends the IDs in titpetric/sonyflake's shape (the keys in
 // the order its json.Marshal of a map wrote them, no trailing newline): one
 // object, or an array of them for a batch.
-func appendJSON(b []byte, l layout, ids []int64, batch bool) []byte {
+func appendJSON(b []byte, ids idBatch, batch bool) []byte {
 	if batch {
 		b = append(b, '[')
 	}
-	for i, id := range ids {
+	for i, id := range ids.ids {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		p := l.decompose(id)
+		p := ids.layoutOf(i).decompose(id)
 		b = append(b, `{"id":`...)
 		b = strconv.AppendInt(b, p.ID, 10)
 		b = append(b, `,"machine-id":`...)
@@ -214,10 +220,8 @@ func appendJSON(b []byte, l layout, ids []int64, batch bool) []byte {
 }
 
 // writeLine answers status with a one-line plain-text reason.
-func writeLine(w http.ResponseWriter, status int, line string) {
-	hdr := w.Header()
-	hdr["Content-Type"] = textContentType
-	hdr["Content-Length"] = []string{strconv.Itoa(len(line) + 1)}
+func writeLine(w http.ResponseWriter, rh *responseHeaders, status int, line string) {
+	rh.setBody(w, textContentType, len(line)+1)
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(line + "\n"))
 }

@@ -3,6 +3,7 @@ package sonyflake
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
 )
 
 // handlerT0 is 5 ms into a 10 ms unit.
@@ -23,7 +26,7 @@ func newTestHandler() (*Handler, *fakeClock) {
 	clock := &fakeClock{t: handlerT0}
 	s := new(slot)
 	s.current.Store(newGenerator(defaultLayout, 10, -1, clock.now, clock.sleep))
-	return &Handler{app: &App{layout: defaultLayout, slot: s}}, clock
+	return &Handler{app: &App{layout: defaultLayout, slot: s}, shares: newClientShares(clientShareIDs, maxClients)}, clock
 }
 
 func serve(t *testing.T, h *Handler, r *http.Request) *httptest.ResponseRecorder {
@@ -154,15 +157,23 @@ func TestEndpointCount(t *testing.T) {
 }
 
 func TestEndpointRefusesBadQueries(t *testing.T) {
-	for _, query := range []string{
-		"count=0", "count=1001", "count=-1", "count=abc", "count=", "count=1&count=2", "count=2.5",
-		"format=xml", "format=", "format=text&format=json", "count=%zz",
+	for _, tc := range []struct{ query, reason string }{
+		{"count=0", `count "0": want a whole number from 1 to 1000`},
+		{"count=1001", `count "1001": want a whole number from 1 to 1000`},
+		{"count=-1", `count "-1": want a whole number from 1 to 1000`},
+		{"count=abc", `count "abc": want a whole number from 1 to 1000`},
+		{"count=", `count "": want a whole number from 1 to 1000`},
+		{"count=2.5", `count "2.5": want a whole number from 1 to 1000`},
+		{"count=1&count=2", "count: give it once"},
+		{"format=xml", `format "xml": want json or text`},
+		{"format=", `format "": want json or text`},
+		{"format=text&format=json", "format: give it once"},
+		{"count=%zz", `malformed query string: invalid URL escape "%zz"`},
 	} {
 		h, _ := newTestHandler()
-		w := serve(t, h, httptest.NewRequest(http.MethodGet, "/id?"+query, nil))
-		body := w.Body.String()
-		if w.Code != http.StatusBadRequest || !strings.HasSuffix(body, "\n") || strings.Count(body, "\n") != 1 || len(body) < 10 {
-			t.Errorf("?%s: %d %q, want 400 with a one-line reason", query, w.Code, body)
+		w := serve(t, h, httptest.NewRequest(http.MethodGet, "/id?"+tc.query, nil))
+		if w.Code != http.StatusBadRequest || w.Body.String() != tc.reason+"\n" {
+			t.Errorf("?%s: %d %q, want 400 %q", tc.query, w.Code, w.Body, tc.reason+"\n")
 		}
 	}
 }
@@ -173,6 +184,9 @@ func TestEndpointOtherMethods(t *testing.T) {
 		w := serve(t, h, httptest.NewRequest(method, "/id", nil))
 		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD, POST" {
 			t.Errorf("%s: %d, Allow %q; want 405 with Allow: GET, HEAD, POST", method, w.Code, w.Header().Get("Allow"))
+		}
+		if want := "method " + method + " not allowed: use GET, HEAD or POST\n"; w.Body.String() != want {
+			t.Errorf("%s: body %q, want %q", method, w.Body, want)
 		}
 	}
 }
@@ -191,24 +205,24 @@ func TestEndpointHead(t *testing.T) {
 	}
 }
 
-// withMintedID is r as request_id leaves it after minting id.
-func withMintedID(r *http.Request, id int64) *http.Request {
-	vars := map[string]any{mintedIDVar: id}
+// withMintedID is r as request_id leaves it after minting id in layout l.
+func withMintedID(r *http.Request, id int64, l layout) *http.Request {
+	vars := map[string]any{mintedIDVar: mintedID{id: id, layout: l}}
 	return r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
 }
 
 func TestEndpointServesTheRequestsMintedID(t *testing.T) {
 	h, _ := newTestHandler()
-	stamped, _, err := h.app.mint(0) // what request_id did for this request
+	stamped, l, err := h.app.mint(0) // what request_id did for this request
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id", nil), stamped))
+	w := serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id", nil), stamped, l))
 	if got, want := w.Body.String(), wantJSON(t, 0); got != want {
 		t.Fatalf("body %s, want the stamped ID %s", got, want)
 	}
 
-	w = serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id?count=3", nil), stamped))
+	w = serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id?count=3", nil), stamped, l))
 	// The stamped ID first, then two fresh ones: sequence 1 and 2.
 	if want := "[" + wantJSON(t, 0) + "," + wantJSON(t, 1) + "," + wantJSON(t, 2) + "]"; w.Body.String() != want {
 		t.Fatalf("count=3: body\n%s\nwant\n%s", w.Body, want)
@@ -234,8 +248,8 @@ func TestEndpointClockBehindAnswers503(t *testing.T) {
 		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != tc.retryAfter {
 			t.Errorf("clock %s behind: %d, Retry-After %q; want 503, %s", tc.behind, w.Code, w.Header().Get("Retry-After"), tc.retryAfter)
 		}
-		if body := w.Body.String(); strings.Count(body, "\n") != 1 || !strings.HasSuffix(body, "\n") {
-			t.Errorf("503 body %q, want one line", body)
+		if want := "no ID available within 1s: demand is above the format's ceiling, or the clock is behind the last ID issued\n"; w.Body.String() != want {
+			t.Errorf("503 body %q, want %q", w.Body, want)
 		}
 		if len(clock.slept) != 0 {
 			t.Errorf("slept %v: the request should be refused, not held", clock.slept)
@@ -246,7 +260,7 @@ func TestEndpointClockBehindAnswers503(t *testing.T) {
 func BenchmarkEndpoint(b *testing.B) {
 	s := new(slot)
 	s.current.Store(newGenerator(benchLayout, 1, -1, monotonicNow, time.Sleep))
-	h := &Handler{app: &App{layout: benchLayout, slot: s}}
+	h := &Handler{app: &App{layout: benchLayout, slot: s}, shares: newClientShares(clientShareIDs, maxClients)}
 	r := httptest.NewRequest(http.MethodGet, "/id", nil)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -254,5 +268,126 @@ func BenchmarkEndpoint(b *testing.B) {
 		if err := h.ServeHTTP(w, r, nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// editedHeaders is what a deferred `header` directive does to every answer
+// of the endpoint: it edits each header's values in place (a replace op),
+// when the response header is written.
+var editedHeaders = []string{"Cache-Control", "Content-Type", "Content-Length", "Allow", "Retry-After"}
+
+func deferredHeaderEdit(t *testing.T) *headers.Handler {
+	t.Helper()
+	replace := make(map[string][]headers.Replacement)
+	for _, name := range editedHeaders {
+		replace[name] = []headers.Replacement{{SearchRegexp: "$", Replace: ";edited"}}
+	}
+	edit := &headers.Handler{Response: &headers.RespHeaderOps{HeaderOps: &headers.HeaderOps{Replace: replace}, Deferred: true}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := edit.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return edit
+}
+
+// serveEdited answers one request of each kind (JSON, text, 400, 405) through
+// the deferred edit and checks that each header has one value, edited once.
+func serveEdited(h *Handler, edit *headers.Handler, i int) error {
+	method, target := http.MethodGet, "/id"
+	switch i % 4 {
+	case 1:
+		target = "/id?format=text&count=2"
+	case 2:
+		target = "/id?count=zero"
+	case 3:
+		method = http.MethodPut
+	}
+	w := httptest.NewRecorder()
+	r := caddyhttp.PrepareRequest(httptest.NewRequest(method, target, nil), caddy.NewReplacer(), w, nil)
+	endpoint := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return h.ServeHTTP(w, r, nil) })
+	if err := edit.ServeHTTP(w, r, endpoint); err != nil {
+		return err
+	}
+	for _, name := range editedHeaders {
+		values, ok := w.Result().Header[name]
+		if !ok {
+			continue
+		}
+		if len(values) != 1 || strings.Count(values[0], ";edited") != 1 {
+			return fmt.Errorf("%s %s, response %d: %s = %q, want one value edited once", method, target, i, name, values)
+		}
+	}
+	return nil
+}
+
+func TestEndpointHeadersAreNotSharedBetweenResponses(t *testing.T) {
+	h, _ := newTestHandler()
+	edit := deferredHeaderEdit(t)
+	for i := range 1000 {
+		if err := serveEdited(h, edit, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Run with -race: responses written at once must not share header values.
+func TestEndpointHeadersConcurrent(t *testing.T) {
+	h, _ := newTestHandler()
+	edit := deferredHeaderEdit(t)
+	const workers, each = 8, 125
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for i := range each {
+				if err := serveEdited(h, edit, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// After a reload changed the layout, an ID request_id minted before it is
+// still taken apart in the layout that minted it.
+func TestEndpointDecodesTheStampedIDInItsLayout(t *testing.T) {
+	h, _ := newTestHandler()
+	before := newLayout(defaultStartTime, defaultTimeUnit, 10, 14)
+	stamped := before.compose(before.unitsAt(handlerT0), 5, 10)
+	w := serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id?count=2", nil), stamped, before))
+	var batch []idParts
+	if err := json.Unmarshal(w.Body.Bytes(), &batch); err != nil {
+		t.Fatalf("body %s: %v", w.Body, err)
+	}
+	if want := before.decompose(stamped); len(batch) != 2 || batch[0] != want {
+		t.Fatalf("stamped ID served as %+v, want %+v, its own layout's fields", batch, want)
+	}
+	if want := defaultLayout.decompose(batch[1].ID); batch[1] != want || want.Sequence != 0 {
+		t.Errorf("fresh ID served as %+v, want %+v in the current layout", batch[1], want)
+	}
+}
+
+// A layout whose time field has ended is a server error naming the date, not
+// a 503 to retry.
+func TestEndpointTimeFieldEnded(t *testing.T) {
+	ended := newLayout(handlerT0.Add(-60*24*time.Hour), time.Millisecond, 15, 16) // 2^32 ms: 49.7 days
+	clock := &fakeClock{t: handlerT0}
+	s := new(slot)
+	s.current.Store(newGenerator(ended, 10, -1, clock.now, clock.sleep))
+	h := &Handler{app: &App{layout: ended, slot: s}, shares: newClientShares(clientShareIDs, maxClients)}
+	err := h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/id", nil), nil)
+	var herr caddyhttp.HandlerError
+	if !errors.As(err, &herr) || herr.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("error %v, want a 500 handler error", err)
+	}
+	if want := "the time field ended on " + ended.end().UTC().Format(time.RFC3339); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
 	}
 }

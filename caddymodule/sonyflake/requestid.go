@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/swarmedge/swarmedge/caddymodule/internal/metrics"
@@ -30,7 +31,7 @@ const (
 	// access log field that hold the request's ID.
 	requestIDVar = "request_id"
 
-	// mintedIDVar holds the int64 this request's ID was minted as, so the ID
+	// mintedIDVar holds the mintedID of this request's ID, so the ID
 	// endpoint can serve it instead of spending a second ID. Unset when the
 	// ID was an incoming one that was kept.
 	mintedIDVar = "sonyflake.minted_id"
@@ -112,14 +113,29 @@ func (h *RequestID) attach(app *App, logger *zap.Logger) {
 
 // Validate checks the header name.
 func (h *RequestID) Validate() error {
-	return checkRequestIDHeader(h.header)
+	return checkRequestIDHeader(cmp.Or(h.Header, defaultRequestIDHeader))
+}
+
+// messageHeaders are the headers that frame the message, route it, or
+// concern only the hop they are sent on (RFC 9110 section 7.6.1, RFC 9112):
+// an ID written into one of them would break the message or be dropped by
+// the next hop.
+var messageHeaders = map[string]bool{
+	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
+	"Upgrade": true, "Te": true, "Trailer": true, "Keep-Alive": true, "Proxy-Connection": true,
+	"Proxy-Authenticate": true, "Proxy-Authorization": true,
 }
 
 // checkRequestIDHeader returns an error unless name is a valid HTTP header
-// name.
+// name that neither frames nor routes the message.
 func checkRequestIDHeader(name string) error {
-	if !httpguts.ValidHeaderFieldName(name) {
+	switch {
+	case strings.HasPrefix(name, ":"):
+		return fmt.Errorf("request_id: header %q is an HTTP/2 pseudo-header, which only the protocol sets", name)
+	case !httpguts.ValidHeaderFieldName(name):
 		return fmt.Errorf("request_id: header %q is not a valid HTTP header name", name)
+	case messageHeaders[http.CanonicalHeaderKey(name)]:
+		return fmt.Errorf("request_id: header %q frames or routes the message, or is hop-by-hop: choose another name, e.g. %s", name, defaultRequestIDHeader)
 	}
 	return nil
 }
@@ -134,7 +150,7 @@ func (h *RequestID) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if kept {
 		requestIDMetrics.kept.Inc()
 	} else {
-		minted, _, err := h.app.mint(h.maxWait)
+		minted, l, err := h.app.mint(h.maxWait)
 		if err != nil {
 			requestIDMetrics.unavailable.Inc()
 			delete(r.Header, h.header)
@@ -144,7 +160,7 @@ func (h *RequestID) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			return next.ServeHTTP(w, r)
 		}
 		requestIDMetrics.minted.Inc()
-		caddyhttp.SetVar(ctx, mintedIDVar, minted)
+		caddyhttp.SetVar(ctx, mintedIDVar, mintedID{id: minted, layout: l})
 		id = strconv.FormatInt(minted, 10)
 	}
 	caddyhttp.SetVar(ctx, requestIDVar, id)
@@ -162,6 +178,13 @@ func (h *RequestID) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	// written further up the chain, which bypasses sw.
 	w.Header()[h.header] = sw.responseValue[:]
 	return next.ServeHTTP(sw, r)
+}
+
+// mintedID is an ID request_id minted and the layout it was minted in: a
+// reload may change the layout before the endpoint serves the ID.
+type mintedID struct {
+	id     int64
+	layout layout
 }
 
 // incomingID returns the request's own ID when trust_incoming allows to

@@ -32,6 +32,9 @@ func TestRequestIDUnmarshalCaddyfile(t *testing.T) {
 		{name: "header without name", input: "request_id {\n\theader\n}", wantErr: "wrong argument count or unexpected line ending after 'header', at Testfile:2"},
 		{name: "header with two names", input: "request_id {\n\theader A B\n}", wantErr: "wrong argument count or unexpected line ending after 'B', at Testfile:2"},
 		{name: "invalid header name", input: "request_id {\n\theader X-Request/ID\n}", wantErr: `request_id: header "X-Request/ID" is not a valid HTTP header name, at Testfile:2`},
+		{name: "header that frames the message", input: "request_id {\n\theader Content-Length\n}", wantErr: `request_id: header "Content-Length" frames or routes the message, or is hop-by-hop: choose another name, e.g. X-Request-ID, at Testfile:2`},
+		{name: "hop-by-hop header", input: "request_id {\n\theader connection\n}", wantErr: `request_id: header "connection" frames or routes the message, or is hop-by-hop: choose another name, e.g. X-Request-ID, at Testfile:2`},
+		{name: "pseudo-header", input: "request_id {\n\theader :path\n}", wantErr: `request_id: header ":path" is an HTTP/2 pseudo-header, which only the protocol sets, at Testfile:2`},
 		{name: "argument after trust_incoming", input: "request_id {\n\n\ttrust_incoming yes\n}", wantErr: "wrong argument count or unexpected line ending after 'yes', at Testfile:3"},
 		{name: "unknown subdirective", input: "request_id {\n\tformat hex\n}", wantErr: `request_id: unrecognized subdirective "format", at Testfile:2`},
 	} {

@@ -90,8 +90,8 @@ func TestRequestIDStampsRequestResponseAndVars(t *testing.T) {
 		if got.id != resp[0] {
 			t.Errorf("var request_id = %v, want %s", got.id, resp[0])
 		}
-		if got.mintedID != id {
-			t.Errorf("var %s = %v, want %d", mintedIDVar, got.mintedID, id)
+		if want := (mintedID{id: id, layout: defaultLayout}); got.mintedID != want {
+			t.Errorf("var %s = %v, want %v", mintedIDVar, got.mintedID, want)
 		}
 		if w.Code != http.StatusNoContent {
 			t.Errorf("status %d, want next's 204", w.Code)
@@ -132,7 +132,11 @@ func TestRequestIDReplacesUpstreamValue(t *testing.T) {
 	for name, write := range map[string]func(http.ResponseWriter){
 		"WriteHeader": func(w http.ResponseWriter) { w.WriteHeader(http.StatusOK) },
 		"Write":       func(w http.ResponseWriter) { _, _ = w.Write([]byte("body")) },
-		"ReadFrom":    func(w http.ResponseWriter) { _, _ = io.Copy(w, strings.NewReader("body")) },
+		// A reader without WriteTo: io.Copy would call WriteTo and never
+		// the writer's ReadFrom, which then goes untested.
+		"ReadFrom": func(w http.ResponseWriter) {
+			_, _ = w.(io.ReaderFrom).ReadFrom(struct{ io.Reader }{strings.NewReader("body")})
+		},
 		"1xx first": func(w http.ResponseWriter) {
 			w.WriteHeader(http.StatusEarlyHints)
 			w.Header().Add("X-Request-ID", "upstream-again")
@@ -161,12 +165,11 @@ func TestRequestIDReplacesUpstreamValue(t *testing.T) {
 // server's writer, after the handler chain returned.
 func TestRequestIDHeaderOnErrorResponse(t *testing.T) {
 	h, _, _ := newTestRequestID(t, RequestID{})
-	failing := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
-		return caddyhttp.Error(http.StatusBadGateway, errors.New("dial tcp: connection refused"))
-	})
+	upstreamErr := caddyhttp.Error(http.StatusBadGateway, errors.New("dial tcp: connection refused"))
+	failing := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return upstreamErr })
 	w, got, err := serveRequestID(h, httptest.NewRequest(http.MethodGet, "/", nil), false, failing)
-	if err == nil {
-		t.Fatal("the upstream's error was swallowed")
+	if !errors.Is(err, upstreamErr) {
+		t.Fatalf("error %v, want the upstream's %v passed on", err, upstreamErr)
 	}
 	if resp := w.Header().Values("X-Request-ID"); len(resp) != 1 || resp[0] != got.id {
 		t.Errorf("X-Request-ID on the writer the server answers with = %q, want [%v]", resp, got.id)
@@ -272,8 +275,12 @@ func TestRequestIDUnavailableServesWithoutID(t *testing.T) {
 	if d := unavailable(); d != 3 {
 		t.Errorf("unavailable counter grew by %v, want 3", d)
 	}
-	if n := logs.FilterLevelExact(zapcore.WarnLevel).Len(); n != 1 {
-		t.Errorf("%d warnings for 3 requests within a second, want 1", n)
+	warnings := logs.FilterLevelExact(zapcore.WarnLevel).All()
+	if len(warnings) != 1 {
+		t.Fatalf("%d warnings for 3 requests within a second, want 1", len(warnings))
+	}
+	if msg := warnings[0].Message; !strings.Contains(msg, "served without a request ID") || !strings.Contains(msg, "within one time unit") {
+		t.Errorf("warning %q does not say the request went without an ID and why", msg)
 	}
 }
 
@@ -302,11 +309,41 @@ func TestRequestIDStampsOnce(t *testing.T) {
 	}
 }
 
-func TestRequestIDValidateRefusesInvalidHeader(t *testing.T) {
-	h := RequestID{Header: "X Request ID"}
+func TestRequestIDValidateHeader(t *testing.T) {
+	for _, tc := range []struct {
+		header string
+		want   string // "": accepted
+	}{
+		{"", ""},
+		{"X-Correlation-ID", ""},
+		{"traceparent", ""},
+		{"X Request ID", `request_id: header "X Request ID" is not a valid HTTP header name`},
+		{"X-Request-ID\r\nX-Evil", `is not a valid HTTP header name`},
+		{":authority", `request_id: header ":authority" is an HTTP/2 pseudo-header`},
+		{":path", `pseudo-header`},
+	} {
+		checkValidate(t, tc.header, tc.want)
+	}
+	for _, name := range []string{
+		"Host", "host", "Content-Length", "Transfer-Encoding", "Connection", "Upgrade", "TE", "te",
+		"Trailer", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "proxy-authorization",
+	} {
+		checkValidate(t, name, `request_id: header "`+name+`" frames or routes the message, or is hop-by-hop: choose another name, e.g. X-Request-ID`)
+	}
+}
+
+// checkValidate checks that Validate accepts header (want "") or refuses it
+// with an error containing want.
+func checkValidate(t *testing.T, header, want string) {
+	t.Helper()
+	h := RequestID{Header: header}
 	h.attach(&App{layout: defaultLayout}, zap.NewNop())
-	if err := h.Validate(); err == nil {
-		t.Error("header with spaces accepted")
+	err := h.Validate()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("header %q: %v, want it accepted", header, err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("header %q: error %v, want one saying %q", header, err, want)
 	}
 }
 
