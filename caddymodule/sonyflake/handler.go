@@ -128,14 +128,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 // ids appends count IDs to dst: first the one request_id minted for this
 // request, if any, then fresh ones. It returns the layout they are in.
 func (h *Handler) ids(r *http.Request, dst []int64, count int) ([]int64, layout, error) {
-	if id, ok := caddyhttp.GetVar(r.Context(), mintedIDVar).(int64); ok {
-		dst = append(dst, id)
-		count--
+	m, ok := caddyhttp.GetVar(r.Context(), mintedIDVar).(mintedID)
+	switch {
+	case !ok:
+		return h.app.mintN(dst, count, endpointMaxWait)
+	case count == 1:
+		return append(dst, m.id), m.layout, nil
 	}
-	if count == 0 {
-		return dst, h.app.currentLayout(), nil
+	ids, l, err := h.app.mintN(append(dst, m.id), count-1, endpointMaxWait)
+	if err == nil && l != m.layout { // reloaded since request_id: one layout per answer
+		return h.app.mintN(dst, count, endpointMaxWait)
 	}
-	return h.app.mintN(dst, count, endpointMaxWait)
+	return ids, l, err
 }
 
 // idRequest is what a request asks of the endpoint.

@@ -30,7 +30,7 @@ const (
 	// access log field that hold the request's ID.
 	requestIDVar = "request_id"
 
-	// mintedIDVar holds the int64 this request's ID was minted as, so the ID
+	// mintedIDVar holds the mintedID this request's ID was minted as, so the ID
 	// endpoint can serve it instead of spending a second ID. Unset when the
 	// ID was an incoming one that was kept.
 	mintedIDVar = "sonyflake.minted_id"
@@ -134,7 +134,7 @@ func (h *RequestID) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if kept {
 		requestIDMetrics.kept.Inc()
 	} else {
-		minted, _, err := h.app.mint(h.maxWait)
+		minted, err := h.app.stamp(h.maxWait)
 		if err != nil {
 			requestIDMetrics.unavailable.Inc()
 			delete(r.Header, h.header)
@@ -145,7 +145,7 @@ func (h *RequestID) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		}
 		requestIDMetrics.minted.Inc()
 		caddyhttp.SetVar(ctx, mintedIDVar, minted)
-		id = strconv.FormatInt(minted, 10)
+		id = strconv.FormatInt(minted.id, 10)
 	}
 	caddyhttp.SetVar(ctx, requestIDVar, id)
 	if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
