@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -35,5 +36,45 @@ func TestAppProvisionRefusesUnusableSettings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A config refused after the sonyflake app was provisioned (another module
+// fails) leaves the running generator as it was; the same settings in a
+// config that starts take over.
+func TestRefusedConfigLeavesGeneratorRunning(t *testing.T) {
+	const machineID = 6050
+	storage := t.TempDir()
+	config := func(apps string) []byte {
+		return []byte(`{"admin":{"disabled":true},"storage":{"module":"file_system","root":"` + storage + `"},"apps":{` + apps + `}}`)
+	}
+	if err := caddy.Load(config(`"sonyflake":{"machine_id":6050}`), true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { caddy.Stop() })
+	s := processRegistry.slot(machineID)
+	running := s.current.Load()
+	if running == nil || running.layout != defaultLayout {
+		t.Fatalf("running generator %+v, want the default layout", running)
+	}
+
+	split := `"sonyflake":{"machine_id":6050,"sequence_bits":10,"machine_id_bits":14}`
+	failing := `"http":{"servers":{"s":{"listen":["127.0.0.1:0"],"routes":[{"handle":[{"handler":"request_id","header":"bad header"}]}]}}}`
+	if err := caddy.Load(config(split+","+failing), true); err == nil || !strings.Contains(err.Error(), "bad header") {
+		t.Fatalf("a config with an invalid request_id header: %v, want refused", err)
+	}
+	if s.current.Load() != running {
+		t.Fatalf("the refused config's layout %+v took over", s.current.Load().layout)
+	}
+	before := running.lastID()
+	if err := caddy.Load(config(split), true); err != nil {
+		t.Fatal(err)
+	}
+	g := s.current.Load()
+	if want := newLayout(time.Time{}, 0, 10, 14); g.layout != want {
+		t.Fatalf("after a good config: layout %+v, want %+v", g.layout, want)
+	}
+	if id, err := g.next(time.Second); err != nil || id <= before {
+		t.Fatalf("successor's first ID %d (%v), want above %d", id, err, before)
 	}
 }

@@ -198,13 +198,17 @@ func (s *slot) renew(g *generator) error {
 func (s *slot) keepRenewing(every time.Duration) {
 	ticker := time.NewTicker(every)
 	for range ticker.C {
-		s.mu.Lock()
-		err := s.renew(s.current.Load())
-		logger := s.logger
-		s.mu.Unlock()
-		if err != nil {
-			mintMetrics.reservationErrors.Inc()
-			logger.Error("sonyflake: renewing the ID reservation failed; minting stops where the last one ends", zap.Error(err))
-		}
+		s.renewCurrent()
+	}
+}
+
+// renewCurrent renews the current generator's reservation; a failure is
+// counted and logged.
+func (s *slot) renewCurrent() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.renew(s.current.Load()); err != nil {
+		mintMetrics.reservationErrors.Inc()
+		s.logger.Error("sonyflake: renewing the ID reservation failed; minting stops where the last one ends", zap.Error(err))
 	}
 }
