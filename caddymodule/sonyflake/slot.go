@@ -146,8 +146,9 @@ func (s *slot) successor(prev *generator, l layout, storage certmagic.Storage, l
 	case wait <= 0:
 	case prev != nil && wait > maxSwitchWait:
 		return nil, refusal(prev.layout, l, s.machineID, due)
-	case prev == nil && wait > reservationLead(l):
-		// The clock stepped back since the reservation was written.
+	case prev == nil && wait > 2*reservationLead(l)+l.unit:
+		// Beyond what a restart at once finds: the clock stepped back
+		// since the reservation was written.
 		logger.Warn("sonyflake: the clock is behind the IDs reserved in storage; minting resumes when it gets there",
 			zap.Int64("machine_id", s.machineID), zap.Time("resumes", due))
 	default:
@@ -178,7 +179,7 @@ func refusal(old, l layout, machineID int64, due time.Time) error {
 func (s *slot) renew(g *generator) error {
 	l := g.layout
 	from := s.reg.now()
-	if last := l.timeOf(g.lastUnits() + 1); last.After(from) {
+	if last := l.timeOf(g.lastUnits()); last.After(from) {
 		from = last
 	}
 	until := from.Add(reservationLead(l))
