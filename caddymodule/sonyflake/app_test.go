@@ -2,11 +2,15 @@ package sonyflake
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func TestAppProvisionRefusesUnusableSettings(t *testing.T) {
@@ -76,5 +80,21 @@ func TestRefusedConfigLeavesGeneratorRunning(t *testing.T) {
 	}
 	if id, err := g.next(time.Second); err != nil || id <= before {
 		t.Fatalf("successor's first ID %d (%v), want above %d", id, err, before)
+	}
+}
+
+// An ID request_id minted before a reload is decoded with the layout that
+// minted it, not the one current when the endpoint serves it.
+func TestEndpointDecodesPremintedIDInItsLayout(t *testing.T) {
+	clock := &fakeClock{t: handlerT0}
+	h := &Handler{app: testApp(defaultLayout, 10, clock.now, clock.sleep)}
+	before := newLayout(time.Time{}, 0, 10, 14)
+	id := before.compose(before.unitsAt(handlerT0), 5, 10)
+	r := httptest.NewRequest(http.MethodGet, "/id", nil)
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{mintedIDVar: mintedID{id: id, layout: before}}))
+	w := serve(t, h, r)
+	want := fmt.Sprintf(`{"id":%d,"machine-id":10,"msb":0,"sequence":5,"time":%d}`, id, before.unitsAt(handlerT0))
+	if w.Body.String() != want {
+		t.Fatalf("body %s, want %s", w.Body, want)
 	}
 }
