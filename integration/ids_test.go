@@ -142,6 +142,8 @@ func TestReloadLayoutChange(t *testing.T) {
 				t.Fatalf("refusal does not name %s: %v", tc.refused, err)
 			case err == nil && tc.refused != "":
 				t.Logf("reload accepted (a refusal naming %s was also fine)", tc.refused)
+			default:
+				t.Logf("reload: %v", err)
 			}
 			if len(before) == 0 || len(after) == 0 {
 				t.Fatalf("%d IDs before the reload, %d after: want some of each", len(before), len(after))
