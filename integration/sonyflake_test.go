@@ -310,12 +310,13 @@ var reloadLayouts = []struct {
 	unit         time.Duration
 	sequenceBits int
 }{
+	// Each change makes IDs larger (fewer time bits, a shorter unit): a
+	// reload to smaller ones is refused (TestReloadLayoutChange).
 	{10 * time.Millisecond, 8}, // the default
-	{10 * time.Millisecond, 7},
-	{time.Millisecond, 7},
-	{time.Millisecond, 7}, // unchanged: the same generator goes on
-	{5 * time.Millisecond, 8},
-	{3 * time.Millisecond, 8},
+	{10 * time.Millisecond, 9},
+	{5 * time.Millisecond, 9},
+	{5 * time.Millisecond, 9}, // unchanged: the same generator goes on
+	{3 * time.Millisecond, 9},
 }
 
 const reloadMachineID = 909
@@ -344,9 +345,9 @@ http://127.0.0.1:{{.HTTPPort}} {
 }
 
 // TestNoDuplicatesAcrossReloads hammers the ID endpoint and a proxied path
-// with request_id while the edge reloads its config 5 times, 4 of them
+// with request_id while the edge reloads its config 4 times, 3 of them
 // changing the layout under one machine ID: no request fails, no ID comes
-// twice, and every layout's IDs are later than all IDs before it.
+// twice, and every layout's IDs are above all IDs before it.
 func TestNoDuplicatesAcrossReloads(t *testing.T) {
 	backend := echoBackend(t)
 	testStart := time.Now()
@@ -406,17 +407,15 @@ func TestNoDuplicatesAcrossReloads(t *testing.T) {
 	// Sort the IDs by the layout that minted them; layouts[i] is the ith
 	// distinct layout in config order.
 	type layoutIDs struct {
-		flake      *sonyflake.Sonyflake
-		unit       time.Duration
-		first, end time.Time // first ID's instant, last ID's unit end
-		count      int
+		flake           *sonyflake.Sonyflake
+		lowest, highest int64
+		count           int
 	}
 	var layouts []*layoutIDs
 	for i, l := range reloadLayouts {
 		if i == 0 || l != reloadLayouts[i-1] {
 			layouts = append(layouts, &layoutIDs{
 				flake: referenceFlake(t, sonyflake.Settings{TimeUnit: l.unit, BitsSequence: l.sequenceBits}, reloadMachineID),
-				unit:  l.unit,
 			})
 		}
 	}
@@ -431,35 +430,27 @@ func TestNoDuplicatesAcrossReloads(t *testing.T) {
 				t.Fatalf("ID %d decodes to now in two layouts: the test's layouts are too alike", id)
 			}
 			minter = l
-			if l.count == 0 || at.Before(l.first) {
-				l.first = at
+			if l.count == 0 || id < l.lowest {
+				l.lowest = id
 			}
-			l.end = maxTime(l.end, at.Add(l.unit))
+			l.highest = max(l.highest, id)
 			l.count++
 		}
 		if minter == nil {
 			t.Errorf("ID %d decodes to machine ID %d and a time within the test in none of the layouts", id, reloadMachineID)
 		}
 	}
-	var earlierEnd time.Time
+	var earlierHighest int64
 	for i, l := range layouts {
 		if l.count == 0 {
 			t.Errorf("layout %d minted no ID", i)
 			continue
 		}
-		if i > 0 && l.first.Before(earlierEnd) {
-			t.Errorf("layout %d's first ID is at %s, before the end of an earlier layout's last ID's time unit, %s",
-				i, l.first.UTC().Format(time.RFC3339Nano), earlierEnd.UTC().Format(time.RFC3339Nano))
+		if i > 0 && l.lowest <= earlierHighest {
+			t.Errorf("layout %d's lowest ID %d is not above an earlier layout's highest, %d", i, l.lowest, earlierHighest)
 		}
-		earlierEnd = maxTime(earlierEnd, l.end)
+		earlierHighest = max(earlierHighest, l.highest)
 	}
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // idLoad runs client goroutines against an edge and collects the IDs they

@@ -1,6 +1,7 @@
 package sonyflake
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/swarmedge/swarmedge/caddymodule/internal/metrics"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
 
@@ -20,7 +22,9 @@ func init() {
 // `sonyflake`; without it, every setting takes its default.
 //
 // The generator is kept per machine ID for the life of the process, so a
-// config reload never runs two generators with one machine ID. At most one
+// config reload never runs two generators with one machine ID, and a new
+// config's settings take over when it starts: IDs keep increasing across
+// reloads and restarts (see slot.start), or the config is refused. At most one
 // machine ID source may be set; with none, the library's rule applies (the
 // low machine_id_bits bits of the first private IPv4 address).
 type App struct {
@@ -55,9 +59,12 @@ type App struct {
 	// Default: 16.
 	MachineIDBits int `json:"machine_id_bits,omitempty"`
 
-	layout layout
-	slot   *slot
-	logger *zap.Logger
+	layout    layout
+	machineID int64
+	registry  *registry // processRegistry; tests inject their own
+	slot      *slot
+	storage   certmagic.Storage
+	logger    *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -68,8 +75,9 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves the layout and the machine ID and attaches the app to
-// that machine ID's process-wide generator.
+// Provision resolves the layout and the machine ID. It changes nothing
+// about minting: a config refused after provisioning leaves the running
+// generator as it was.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	var start time.Time
@@ -96,30 +104,69 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.logger.Warn(res.warning, zap.Int("machine_id", res.id))
 	}
 	a.logger.Info("sonyflake machine ID", zap.Int("machine_id", res.id), zap.String("source", res.source))
-	a.slot = slotFor(int64(res.id), a.layout, monotonicNow, time.Sleep)
+	a.machineID = int64(res.id)
+	if a.registry == nil {
+		a.registry = processRegistry
+	}
+	a.slot = a.registry.slot(a.machineID)
+	a.storage = ctx.Storage()
 	return metrics.Register(ctx.GetMetricsRegistry(), mintMetrics.collectors()...)
 }
 
-// Start does nothing: minting needs no background work.
-func (a *App) Start() error { return nil }
+// Start makes this config's layout the one its machine ID mints in (see
+// slot.start): it may wait up to a second, or refuse the config.
+func (a *App) Start() error { return a.slot.start(a.layout, a.storage, a.logger) }
 
-// Stop does nothing: the generator outlives the config (see slot).
+// Stop does nothing: the generator outlives the config (see slot), and a
+// config refused after its Start must not take it from the running one.
 func (a *App) Stop() error { return nil }
 
-// mint returns one ID and the layout it was minted in, waiting at most
-// maxWait for a time unit with sequence numbers left.
-func (a *App) mint(maxWait time.Duration) (int64, layout, error) {
-	return a.slot.next(maxWait)
+const (
+	// maxRunAhead is how far stamping may run the time field ahead of the
+	// clock when demand is above the ceiling; the storage reservation
+	// covers it.
+	maxRunAhead = time.Second
+
+	// endpointLead is how far ahead of the clock the endpoint may reserve
+	// (and then wait for its IDs): the first half of stamping's run-ahead,
+	// so that stamping always finds IDs within its own.
+	endpointLead = maxRunAhead / 2
+)
+
+// mintedID is an ID with the layout it was minted in, which a reload may
+// have changed since.
+type mintedID struct {
+	id     int64
+	layout layout
 }
 
-// mintN appends n consecutive IDs to dst; see mint.
+// stamp mints one ID for request_id. Stamping comes first: its ID may lie
+// up to maxRunAhead ahead of the clock, and beyond that it waits at most
+// maxWait.
+func (a *App) stamp(maxWait time.Duration) (mintedID, error) {
+	id, l, err := a.slot.reserve(1, maxRunAhead, maxWait)
+	return mintedID{id: id, layout: l}, err
+}
+
+// mintN appends n consecutive IDs for the ID endpoint to dst. They are
+// handed out once due, and reserved only within endpointLead of the clock:
+// while stamping runs ahead, the endpoint waits for the clock, at most
+// maxWait in all.
 func (a *App) mintN(dst []int64, n int, maxWait time.Duration) ([]int64, layout, error) {
-	return a.slot.nextN(dst, n, maxWait)
+	for {
+		first, l, err := a.slot.reserve(n, 0, min(maxWait, endpointLead))
+		if err == nil {
+			return l.appendRun(dst, first, n), l, nil
+		}
+		var wait *waitError
+		if !errors.As(err, &wait) || wait.Wait > maxWait {
+			return dst, l, err
+		}
+		pause := max(wait.Wait-endpointLead, a.layout.unit)
+		a.slot.reg.sleep(pause)
+		maxWait -= pause
+	}
 }
-
-// currentLayout is the layout the app's IDs are minted in now: after a
-// reload that changed the settings, the newest config's.
-func (a *App) currentLayout() layout { return a.slot.current.Load().layout }
 
 // sonyflakeApp returns the config's sonyflake app, loading it with defaults
 // when the config has none.

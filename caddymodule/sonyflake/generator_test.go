@@ -198,39 +198,6 @@ func TestGeneratorConcurrentMintingIsUnique(t *testing.T) {
 	}
 }
 
-func TestSuccessorStartsAfterPredecessorsLastUnit(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := &fakeClock{t: t0}
-	const machineID = 60001 // unique to this test: the registry is process-wide
-	old := slotFor(machineID, defaultLayout, clock.now, clock.sleep)
-	// Borrow ahead: 1000 IDs at 256 per 10ms end 30ms in the future.
-	ids, _, err := old.nextN(nil, 1000, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lastTime := defaultLayout.timeOf(defaultLayout.decompose(ids[len(ids)-1]).Time)
-	clock.set(t0) // as if the sleep had not happened: the successor must still start later
-
-	newLayout := layout{start: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), unit: time.Millisecond, sequenceBits: 10, machineIDBits: 16}
-	s := slotFor(machineID, newLayout, clock.now, clock.sleep)
-	if s != old {
-		t.Fatal("a layout change replaced the slot; handlers of the old config would keep a retired generator")
-	}
-	id, l, err := s.next(time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l != newLayout {
-		t.Fatalf("the slot minted with %+v, want the new layout", l)
-	}
-	if got := newLayout.timeOf(newLayout.decompose(id).Time); !got.After(lastTime) {
-		t.Fatalf("successor's first ID is in the unit at %s, not after the predecessor's last unit at %s", got, lastTime)
-	}
-	if slotFor(machineID, newLayout, clock.now, clock.sleep).current.Load() != s.current.Load() {
-		t.Fatal("an unchanged layout replaced the generator")
-	}
-}
-
 // benchLayout does not run out of sequence numbers at benchmark rates:
 // 65,536 IDs per millisecond.
 var benchLayout = layout{start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), unit: time.Millisecond, sequenceBits: 16, machineIDBits: 8}

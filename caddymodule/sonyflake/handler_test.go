@@ -24,9 +24,7 @@ var handlerT0 = time.Date(2026, 3, 1, 12, 0, 0, 5e6, time.UTC)
 // process-wide registry) for machine ID 10, on a fake clock at handlerT0.
 func newTestHandler() (*Handler, *fakeClock) {
 	clock := &fakeClock{t: handlerT0}
-	s := new(slot)
-	s.current.Store(newGenerator(defaultLayout, 10, -1, clock.now, clock.sleep))
-	return &Handler{app: &App{layout: defaultLayout, slot: s}, shares: newClientShares(clientShareIDs, maxClients)}, clock
+	return &Handler{app: testApp(defaultLayout, 10, clock.now, clock.sleep), shares: newClientShares(clientShareIDs, maxClients)}, clock
 }
 
 func serve(t *testing.T, h *Handler, r *http.Request) *httptest.ResponseRecorder {
@@ -213,22 +211,22 @@ func withMintedID(r *http.Request, id int64, l layout) *http.Request {
 
 func TestEndpointServesTheRequestsMintedID(t *testing.T) {
 	h, _ := newTestHandler()
-	stamped, l, err := h.app.mint(0) // what request_id did for this request
+	stamped, err := h.app.stamp(0) // what request_id did for this request
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id", nil), stamped, l))
+	w := serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id", nil), stamped.id, stamped.layout))
 	if got, want := w.Body.String(), wantJSON(t, 0); got != want {
 		t.Fatalf("body %s, want the stamped ID %s", got, want)
 	}
 
-	w = serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id?count=3", nil), stamped, l))
+	w = serve(t, h, withMintedID(httptest.NewRequest(http.MethodGet, "/id?count=3", nil), stamped.id, stamped.layout))
 	// The stamped ID first, then two fresh ones: sequence 1 and 2.
 	if want := "[" + wantJSON(t, 0) + "," + wantJSON(t, 1) + "," + wantJSON(t, 2) + "]"; w.Body.String() != want {
 		t.Fatalf("count=3: body\n%s\nwant\n%s", w.Body, want)
 	}
-	next, _, _ := h.app.mint(0)
-	if seq := defaultLayout.decompose(next).Sequence; seq != 3 {
+	next, _ := h.app.stamp(0)
+	if seq := defaultLayout.decompose(next.id).Sequence; seq != 3 {
 		t.Fatalf("after a 3-ID batch that reused the stamped ID, the next sequence is %d, want 3: one request spent more than its IDs", seq)
 	}
 }
@@ -258,9 +256,7 @@ func TestEndpointClockBehindAnswers503(t *testing.T) {
 }
 
 func BenchmarkEndpoint(b *testing.B) {
-	s := new(slot)
-	s.current.Store(newGenerator(benchLayout, 1, -1, monotonicNow, time.Sleep))
-	h := &Handler{app: &App{layout: benchLayout, slot: s}, shares: newClientShares(clientShareIDs, maxClients)}
+	h := &Handler{app: testApp(benchLayout, 1, monotonicNow, time.Sleep), shares: newClientShares(clientShareIDs, maxClients)}
 	r := httptest.NewRequest(http.MethodGet, "/id", nil)
 	b.ReportAllocs()
 	for b.Loop() {

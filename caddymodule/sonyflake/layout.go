@@ -102,6 +102,21 @@ func (l layout) appendRun(dst []int64, first int64, n int) []int64 {
 	return dst
 }
 
+// positionBefore is the position (time field, sequence) just before the
+// first one whose ID with machineID is greater than after, an ID of any
+// layout (negative: none): where a generator that must issue only IDs
+// above after starts. IDs compare as numbers whatever their layout.
+func (l layout) positionBefore(after, machineID int64) (units, sequence int64) {
+	if after < 0 {
+		return -1, l.maxSequence()
+	}
+	first := after >> l.machineIDBits // after's time field and sequence in l
+	if machineID <= after&(1<<l.machineIDBits-1) {
+		first++
+	}
+	return (first - 1) >> l.sequenceBits, (first - 1) & l.maxSequence()
+}
+
 // unitsAt is the time field for instant t: whole units since start.
 func (l layout) unitsAt(t time.Time) int64 { return int64(t.Sub(l.start) / l.unit) }
 

@@ -11,10 +11,12 @@ type generatorMetrics struct {
 	minted      prometheus.Counter
 	waitSeconds prometheus.Counter
 	refused     prometheus.Counter
+
+	reservationErrors prometheus.Counter
 }
 
 func (m *generatorMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.minted, m.waitSeconds, m.refused}
+	return []prometheus.Collector{m.minted, m.waitSeconds, m.refused, m.reservationErrors}
 }
 
 var mintMetrics = generatorMetrics{
@@ -29,5 +31,9 @@ var mintMetrics = generatorMetrics{
 	refused: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Subsystem: "sonyflake", Name: "mint_refused_total",
 		Help: "Mint requests refused because the IDs would not be available within the caller's wait bound.",
+	}),
+	reservationErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Subsystem: "sonyflake", Name: "reservation_errors_total",
+		Help: "Failed renewals of the ID reservation in storage; minting stops where the last written one ends.",
 	}),
 }

@@ -31,7 +31,7 @@ const (
 	// access log field that hold the request's ID.
 	requestIDVar = "request_id"
 
-	// mintedIDVar holds the mintedID of this request's ID, so the ID
+	// mintedIDVar holds the mintedID this request's ID was minted as, so the ID
 	// endpoint can serve it instead of spending a second ID. Unset when the
 	// ID was an incoming one that was kept.
 	mintedIDVar = "sonyflake.minted_id"
@@ -150,7 +150,7 @@ func (h *RequestID) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if kept {
 		requestIDMetrics.kept.Inc()
 	} else {
-		minted, l, err := h.app.mint(h.maxWait)
+		minted, err := h.app.stamp(h.maxWait)
 		if err != nil {
 			requestIDMetrics.unavailable.Inc()
 			delete(r.Header, h.header)
@@ -160,8 +160,8 @@ func (h *RequestID) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			return next.ServeHTTP(w, r)
 		}
 		requestIDMetrics.minted.Inc()
-		caddyhttp.SetVar(ctx, mintedIDVar, mintedID{id: minted, layout: l})
-		id = strconv.FormatInt(minted, 10)
+		caddyhttp.SetVar(ctx, mintedIDVar, minted)
+		id = strconv.FormatInt(minted.id, 10)
 	}
 	caddyhttp.SetVar(ctx, requestIDVar, id)
 	if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
@@ -178,13 +178,6 @@ func (h *RequestID) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	// written further up the chain, which bypasses sw.
 	w.Header()[h.header] = sw.responseValue[:]
 	return next.ServeHTTP(sw, r)
-}
-
-// mintedID is an ID request_id minted and the layout it was minted in: a
-// reload may change the layout before the endpoint serves the ID.
-type mintedID struct {
-	id     int64
-	layout layout
 }
 
 // incomingID returns the request's own ID when trust_incoming allows to

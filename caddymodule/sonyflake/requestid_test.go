@@ -30,7 +30,7 @@ func newTestRequestID(t testing.TB, h RequestID) (*RequestID, *fakeClock, *obser
 	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
 	machineID := 61000 + requestIDTestMachineID.Add(1)
-	app := &App{layout: defaultLayout, slot: slotFor(machineID, defaultLayout, clock.now, clock.sleep)}
+	app := testApp(defaultLayout, machineID, clock.now, clock.sleep)
 	core, logs := observer.New(zapcore.WarnLevel)
 	h.attach(app, zap.New(core))
 	if err := h.Validate(); err != nil {
@@ -253,7 +253,7 @@ func TestRequestIDUnavailableServesWithoutID(t *testing.T) {
 	if _, _, err := serveRequestID(h, httptest.NewRequest(http.MethodGet, "/", nil), false, nil); err != nil {
 		t.Fatal(err)
 	}
-	clock.set(clock.now().Add(-time.Second))
+	clock.set(clock.now().Add(-5 * time.Second)) // beyond stamping's run-ahead
 	unavailable := metricstest.CounterDelta(t, requestIDMetrics.unavailable)
 	for range 3 {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)

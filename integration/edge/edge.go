@@ -119,6 +119,11 @@ func MustStart(t testing.TB, caddyfile string) *Edge {
 	return e
 }
 
+// StorageDir is Caddy's storage directory for the node's edges.
+func (n *Node) StorageDir() string {
+	return filepath.Join(n.dir, "data", "caddy")
+}
+
 // Start runs an edge on the node's ports and directory, as the function
 // Start does; one edge of a node runs at a time.
 func (n *Node) Start(t testing.TB, caddyfile string) (*Edge, error) {
@@ -267,6 +272,14 @@ func (e *Edge) PID() int {
 // Output is what the edge has written to stdout and stderr so far.
 func (e *Edge) Output() string {
 	return e.output.String()
+}
+
+// Kill ends the edge with SIGKILL, as a crash or `kill -9` would, and
+// waits for it to exit; Stop does nothing after it.
+func (e *Edge) Kill() {
+	e.stopped = true
+	e.cmd.Process.Kill()
+	<-e.exited
 }
 
 // Stop sends SIGTERM and waits for the edge to exit, killing it after a
