@@ -131,6 +131,10 @@ func testServices(t *testing.T, root string) {
 		"--config", "source="+caddyConfig+",target=/etc/caddy/Caddyfile",
 		"--env", "SWARMEDGE_OVERLAY_CIDR="+networkCIDR,
 		"--env", "SWARMEDGE_SERVICE="+appService,
+		// Wider margins than the image's for the test machine, loaded by
+		// the test itself and more (a load average of 35 on 2 cores was
+		// seen): a healthy edge must not be replaced.
+		"--health-interval", "10s", "--health-timeout", "10s", "--health-retries", "6", "--health-start-period", "30s",
 		edgeImage)
 	cleanup(t, "edge", func() error { return removeService(t, edgeService) })
 
@@ -184,7 +188,9 @@ func testServices(t *testing.T, root string) {
 		load.waitProgress(t, 1000)
 		before := apps
 		docker(t, "service", "update", "--detach", "--force", appService)
-		waitFor(t, "rolling update (start-first, one at a time)", 3*time.Minute, func() (bool, string) {
+		// 8 tasks one at a time, each waiting for its first healthcheck:
+		// about 2 minutes idle, far longer on a loaded machine.
+		waitFor(t, "rolling update (start-first, one at a time)", 10*time.Minute, func() (bool, string) {
 			state := docker(t, "service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", appService)
 			if strings.HasPrefix(state, "rollback") || state == "paused" {
 				t.Fatalf("update %s", state)
