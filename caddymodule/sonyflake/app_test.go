@@ -87,7 +87,7 @@ func TestRefusedConfigLeavesGeneratorRunning(t *testing.T) {
 // minted it, not the one current when the endpoint serves it.
 func TestEndpointDecodesPremintedIDInItsLayout(t *testing.T) {
 	clock := &fakeClock{t: handlerT0}
-	h := &Handler{app: testApp(defaultLayout, 10, clock.now, clock.sleep)}
+	h := testHandler(testApp(defaultLayout, 10, clock.now, clock.sleep))
 	before := newLayout(time.Time{}, 0, 10, 14)
 	id := before.compose(before.unitsAt(handlerT0), 5, 10)
 	r := httptest.NewRequest(http.MethodGet, "/id", nil)

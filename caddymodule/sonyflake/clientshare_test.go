@@ -80,9 +80,7 @@ func TestClientOf(t *testing.T) {
 // batches would queue the generator more than endpointMaxWait ahead, and
 // every other request would get a 503.
 func TestEndpointOneClientCannotStarveAnother(t *testing.T) {
-	s := new(slot)
-	s.current.Store(newGenerator(defaultLayout, 11, -1, monotonicNow, time.Sleep))
-	h := &Handler{app: &App{layout: defaultLayout, slot: s}, shares: newClientShares(clientShareIDs, maxClients)}
+	h := testHandler(testApp(defaultLayout, 11, monotonicNow, time.Sleep))
 	request := func(client, target string) int {
 		r := httptest.NewRequest(http.MethodGet, target, nil)
 		r.RemoteAddr = client

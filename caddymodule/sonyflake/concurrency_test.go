@@ -20,7 +20,7 @@ import (
 func TestConcurrentEndpointStampingAndReloads(t *testing.T) {
 	n := &testNode{storage: &certmagic.FileStorage{Path: t.TempDir()}, reg: newRegistry(monotonicNow, time.Sleep, 0)}
 	app := mustStart(t, n, defaultLayout, 15)
-	endpoint := &Handler{app: app}
+	endpoint := testHandler(app)
 	stamping := &RequestID{}
 	stamping.attach(app, zap.NewNop())
 	layouts := []layout{newLayout(time.Time{}, 0, 10, 14), defaultLayout}

@@ -24,7 +24,13 @@ var handlerT0 = time.Date(2026, 3, 1, 12, 0, 0, 5e6, time.UTC)
 // process-wide registry) for machine ID 10, on a fake clock at handlerT0.
 func newTestHandler() (*Handler, *fakeClock) {
 	clock := &fakeClock{t: handlerT0}
-	return &Handler{app: testApp(defaultLayout, 10, clock.now, clock.sleep), shares: newClientShares(clientShareIDs, maxClients)}, clock
+	return testHandler(testApp(defaultLayout, 10, clock.now, clock.sleep)), clock
+}
+
+// testHandler is an ID endpoint minting from app, with the shares
+// Provision gives it.
+func testHandler(app *App) *Handler {
+	return &Handler{app: app, shares: newClientShares(clientShareIDs, maxClients)}
 }
 
 func serve(t *testing.T, h *Handler, r *http.Request) *httptest.ResponseRecorder {
@@ -256,7 +262,7 @@ func TestEndpointClockBehindAnswers503(t *testing.T) {
 }
 
 func BenchmarkEndpoint(b *testing.B) {
-	h := &Handler{app: testApp(benchLayout, 1, monotonicNow, time.Sleep), shares: newClientShares(clientShareIDs, maxClients)}
+	h := testHandler(testApp(benchLayout, 1, monotonicNow, time.Sleep))
 	r := httptest.NewRequest(http.MethodGet, "/id", nil)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -375,9 +381,7 @@ func TestEndpointDecodesTheStampedIDInItsLayout(t *testing.T) {
 func TestEndpointTimeFieldEnded(t *testing.T) {
 	ended := newLayout(handlerT0.Add(-60*24*time.Hour), time.Millisecond, 15, 16) // 2^32 ms: 49.7 days
 	clock := &fakeClock{t: handlerT0}
-	s := new(slot)
-	s.current.Store(newGenerator(ended, 10, -1, clock.now, clock.sleep))
-	h := &Handler{app: &App{layout: ended, slot: s}, shares: newClientShares(clientShareIDs, maxClients)}
+	h := testHandler(testApp(ended, 10, clock.now, clock.sleep))
 	err := h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/id", nil), nil)
 	var herr caddyhttp.HandlerError
 	if !errors.As(err, &herr) || herr.StatusCode != http.StatusInternalServerError {
