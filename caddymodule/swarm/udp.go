@@ -23,9 +23,10 @@ type udpSocket struct {
 	server string
 	users  int // guarded by udpSockets
 
-	mu      sync.Mutex
-	conn    net.Conn // nil until the first query, and after a read failure
-	pending map[uint16]*udpExchange
+	mu       sync.Mutex
+	conn     net.Conn // nil until the first query, and after a read failure
+	released bool     // its last user left: no new connection
+	pending  map[uint16]*udpExchange
 }
 
 // udpExchange is one query waiting for its answer.
@@ -73,6 +74,7 @@ func (s *udpSocket) release() {
 	delete(udpSockets.byServer, s.server)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.released = true
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil
@@ -113,6 +115,9 @@ func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, dial loopSetti
 func (s *udpSocket) register(ctx context.Context, x *udpExchange, dial loopSettings) (net.Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.released {
+		return nil, net.ErrClosed // a lookup of a stopped loop
+	}
 	if s.conn == nil {
 		conn, err := dial.dialer().DialContext(ctx, "udp", s.server)
 		if err != nil {
