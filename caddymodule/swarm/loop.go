@@ -153,11 +153,23 @@ func (l *dnsLoop) stop() {
 // after up to 12 s, and tasks started meanwhile must be found within an
 // interval, not after that answer. Up to maxLookupsInFlight overlap; a
 // result that arrives after a later lookup's is dropped (see apply).
+//
+// The lookups go to one long-lived worker while it is idle, and to a new
+// goroutine only while it is busy: a goroutine started per lookup would
+// cost more than the lookup itself.
 func (l *dnsLoop) run() {
 	var lookups sync.WaitGroup
 	defer close(l.done)
 	defer lookups.Wait()
 	inFlight := make(chan struct{}, maxLookupsInFlight)
+	idleWorker := make(chan struct{}) // unbuffered: a send is taken only by a waiting worker
+	defer close(idleWorker)
+	lookups.Go(func() {
+		for range idleWorker {
+			l.lookupOnce()
+			<-inFlight
+		}
+	})
 	select {
 	case <-l.settingsChanged: // before the first wait: read then anyway
 	default:
@@ -169,15 +181,24 @@ func (l *dnsLoop) run() {
 			return
 		}
 		started := l.clock.Now()
-		lookups.Go(func() {
-			defer func() { <-inFlight }()
-			l.refresh()
-			l.firstOnce.Do(func() { close(l.firstAnswer) })
-		})
+		select {
+		case idleWorker <- struct{}{}:
+		default:
+			lookups.Go(func() {
+				defer func() { <-inFlight }()
+				l.lookupOnce()
+			})
+		}
 		if !l.waitForNextRefresh(started) {
 			return
 		}
 	}
+}
+
+// lookupOnce refreshes and marks the first answer as come.
+func (l *dnsLoop) lookupOnce() {
+	l.refresh()
+	l.firstOnce.Do(func() { close(l.firstAnswer) })
 }
 
 // waitForNextRefresh waits until a refresh interval after the last lookup

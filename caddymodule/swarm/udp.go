@@ -32,16 +32,15 @@ type udpSocket struct {
 // udpExchange is one query waiting for its answer.
 type udpExchange struct {
 	query  []byte // the query as sent, ID included
-	answer []byte // where the answer is copied; answer[:n] is it
-	n      int
+	answer []byte // the answer, copied from the reader's buffer
 	err    error
 	done   chan struct{} // capacity 1: the reader's hand-over
 }
 
 // udpExchanges recycles exchanges and their buffers: a lookup every
-// second per service should not allocate 64 KiB each time.
+// second per service should allocate nothing.
 var udpExchanges = sync.Pool{New: func() any {
-	return &udpExchange{answer: make([]byte, maxUDPMessage), done: make(chan struct{}, 1)}
+	return &udpExchange{done: make(chan struct{}, 1)}
 }}
 
 // udpSockets holds the process's sockets by server address.
@@ -107,7 +106,7 @@ func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, dial loopSetti
 	if x.err != nil {
 		return nil, x.err
 	}
-	return x.answer[:x.n], nil
+	return x.answer, nil
 }
 
 // register gives x an ID no other pending query has and lists it as
@@ -134,7 +133,7 @@ func (s *udpSocket) register(ctx context.Context, x *udpExchange, dial loopSetti
 		id = uint16(rand.Uint32())
 	}
 	binary.BigEndian.PutUint16(x.query, id)
-	x.n, x.err = 0, nil
+	x.answer, x.err = x.answer[:0], nil
 	s.pending[id] = x
 	return s.conn, nil
 }
@@ -176,7 +175,7 @@ func (s *udpSocket) read(conn net.Conn) {
 		delete(s.pending, id)
 		s.mu.Unlock()
 		if x != nil {
-			x.n = copy(x.answer, buf[:n])
+			x.answer = append(x.answer[:0], buf[:n]...)
 			x.done <- struct{}{}
 		}
 	}
