@@ -253,17 +253,21 @@ func (l *dnsLoop) requestEarlyRefresh() {
 	}
 }
 
-// query is the real lookupFunc.
+// query is the real lookupFunc: it ends within queryTimeout, or by ctx's
+// deadline if that is sooner.
 func (l *dnsLoop) query(ctx context.Context) ([]netip.Addr, refreshResult, error) {
-	return l.client.lookup(ctx, l.currentSettings())
+	deadline := time.Now().Add(queryTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return l.client.lookup(ctx, deadline, l.currentSettings())
 }
 
-// refresh performs one lookup and applies its result.
+// refresh performs one lookup and applies its result. The lookup bounds
+// its own time, so no context (and timer) is made per lookup.
 func (l *dnsLoop) refresh() {
 	seq := l.lastStarted.Add(1)
-	ctx, cancel := context.WithTimeout(l.ctx, queryTimeout)
-	addrs, result, err := l.lookup(ctx)
-	cancel()
+	addrs, result, err := l.lookup(l.ctx)
 	if l.ctx.Err() != nil {
 		return // stopped meanwhile: the result is of no use
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // maxUDPMessage is the largest DNS message a UDP datagram can carry.
@@ -35,12 +36,15 @@ type udpExchange struct {
 	answer []byte // the answer, copied from the reader's buffer
 	err    error
 	done   chan struct{} // capacity 1: the reader's hand-over
+	timer  *time.Timer   // the deadline, reused: no timer per query
 }
 
 // udpExchanges recycles exchanges and their buffers: a lookup every
 // second per service should allocate nothing.
 var udpExchanges = sync.Pool{New: func() any {
-	return &udpExchange{done: make(chan struct{}, 1)}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	return &udpExchange{done: make(chan struct{}, 1), timer: timer}
 }}
 
 // udpSockets holds the process's sockets by server address.
@@ -82,9 +86,9 @@ func (s *udpSocket) release() {
 }
 
 // exchange sends query (its ID is replaced by a fresh random one) and
-// waits for the answer until ctx ends. The answer is valid until x is
-// put back into udpExchanges.
-func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, dial loopSettings) ([]byte, error) {
+// waits for the answer until the deadline or ctx's end. The answer is
+// valid until x is put back into udpExchanges.
+func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, deadline time.Time, dial loopSettings) ([]byte, error) {
 	conn, err := s.register(ctx, x, dial)
 	if err != nil {
 		return nil, err
@@ -95,13 +99,20 @@ func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, dial loopSetti
 		}
 		return nil, err
 	}
+	x.timer.Reset(time.Until(deadline))
+	defer x.timer.Stop()
 	select {
 	case <-x.done:
+	case <-x.timer.C:
+		if s.forget(x) {
+			return nil, context.DeadlineExceeded
+		}
+		<-x.done // the reader is handing the answer over
 	case <-ctx.Done():
 		if s.forget(x) {
 			return nil, ctx.Err()
 		}
-		<-x.done // the reader is handing the answer over
+		<-x.done
 	}
 	if x.err != nil {
 		return nil, x.err
