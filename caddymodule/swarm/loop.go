@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -260,7 +261,12 @@ func (l *dnsLoop) query(ctx context.Context) ([]netip.Addr, refreshResult, error
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	return l.client.lookup(ctx, deadline, l.currentSettings())
+	return l.client.lookup(ctx, deadline, l.currentSettings().dialer())
+}
+
+// dialer is the dialer of connections to DNS servers.
+func (s loopSettings) dialer() net.Dialer {
+	return net.Dialer{Timeout: s.dialTimeout, FallbackDelay: s.dialFallbackDelay}
 }
 
 // refresh performs one lookup and applies its result. The lookup bounds

@@ -31,11 +31,6 @@ const (
 	truncatedFlag = 0x02
 )
 
-// dialer returns the dialer of connections to DNS servers.
-func (s loopSettings) dialer() *net.Dialer {
-	return &net.Dialer{Timeout: s.dialTimeout, FallbackDelay: s.dialFallbackDelay}
-}
-
 // dnsClient asks a loop's DNS servers for one name's addresses, over the
 // process's shared UDP sockets, and over TCP when an answer is truncated.
 // It remembers each server's last answer per record type, so an answer
@@ -126,12 +121,12 @@ func (c *dnsClient) socket(i int) (*udpSocket, error) {
 // end. A failure of any type fails the lookup: a partial set would drop
 // tasks that are there. The addresses are sorted and unique; the caller
 // must not modify them.
-func (c *dnsClient) lookup(ctx context.Context, deadline time.Time, s loopSettings) ([]netip.Addr, refreshResult, error) {
+func (c *dnsClient) lookup(ctx context.Context, deadline time.Time, dialer net.Dialer) ([]netip.Addr, refreshResult, error) {
 	var addrs []netip.Addr
 	var noTask error
 	result := resultEmpty
 	for _, qtype := range c.types {
-		found, res, err := c.lookupType(ctx, deadline, qtype, s)
+		found, res, err := c.lookupType(ctx, deadline, qtype, dialer)
 		switch {
 		case res == resultOK && addrs == nil:
 			addrs = found
@@ -155,12 +150,12 @@ func (c *dnsClient) lookup(ctx context.Context, deadline time.Time, s loopSettin
 // settles the question (addresses, empty, no such name); a timeout,
 // SERVFAIL, refusal or unreadable answer moves on to the next. Each server
 // gets an equal share of the time left before the one deadline.
-func (c *dnsClient) lookupType(ctx context.Context, deadline time.Time, qtype uint16, s loopSettings) ([]netip.Addr, refreshResult, error) {
+func (c *dnsClient) lookupType(ctx context.Context, deadline time.Time, qtype uint16, dialer net.Dialer) ([]netip.Addr, refreshResult, error) {
 	var failures []string
 	result := resultError
 	for i := range c.servers {
 		share := time.Until(deadline) / time.Duration(len(c.servers)-i)
-		addrs, res, err := c.ask(ctx, time.Now().Add(share), i, qtype, s)
+		addrs, res, err := c.ask(ctx, time.Now().Add(share), i, qtype, dialer)
 		if res.settles() {
 			return addrs, res, err
 		}
@@ -176,7 +171,7 @@ func (c *dnsClient) lookupType(ctx context.Context, deadline time.Time, qtype ui
 // ask asks server i for qtype over UDP and, whenever the answer has the
 // TC bit, again over TCP, before its records are read: a truncated
 // answer may not even unpack, and a truncated subset would churn the set.
-func (c *dnsClient) ask(ctx context.Context, deadline time.Time, i int, qtype uint16, s loopSettings) ([]netip.Addr, refreshResult, error) {
+func (c *dnsClient) ask(ctx context.Context, deadline time.Time, i int, qtype uint16, dialer net.Dialer) ([]netip.Addr, refreshResult, error) {
 	sock, err := c.socket(i)
 	if err != nil {
 		return nil, resultError, err
@@ -184,12 +179,12 @@ func (c *dnsClient) ask(ctx context.Context, deadline time.Time, i int, qtype ui
 	x := udpExchanges.Get().(*udpExchange)
 	defer udpExchanges.Put(x)
 	x.query = append(x.query[:0], c.queries[qtype]...)
-	answer, err := sock.exchange(ctx, x, deadline, s)
+	answer, err := sock.exchange(ctx, x, deadline, dialer)
 	switch {
 	case err != nil:
 		return nil, failureResult(err), fmt.Errorf("asking %s: %w", c.servers[i], err)
 	case len(answer) > 2 && answer[2]&truncatedFlag != 0:
-		return c.askOverTCP(ctx, deadline, i, qtype, s)
+		return c.askOverTCP(ctx, deadline, i, qtype, dialer)
 	}
 	addrs, result, err := c.read(answer, answerKey{i, qtype})
 	if err != nil {
@@ -246,10 +241,10 @@ func unpackAnswer(answer []byte, qname string, qtype uint16) ([]netip.Addr, refr
 // askOverTCP asks server i for qtype over a new TCP connection. The
 // connection is dialed here rather than by the DNS client, whose request
 // timeout would otherwise be capped by the dial timeout.
-func (c *dnsClient) askOverTCP(ctx context.Context, deadline time.Time, i int, qtype uint16, s loopSettings) ([]netip.Addr, refreshResult, error) {
+func (c *dnsClient) askOverTCP(ctx context.Context, deadline time.Time, i int, qtype uint16, dialer net.Dialer) ([]netip.Addr, refreshResult, error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	conn, err := s.dialer().DialContext(ctx, "tcp", c.servers[i])
+	conn, err := dialer.DialContext(ctx, "tcp", c.servers[i])
 	if err != nil {
 		return nil, failureResult(err), fmt.Errorf("asking %s over TCP: %w", c.servers[i], err)
 	}

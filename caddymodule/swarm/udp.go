@@ -88,8 +88,8 @@ func (s *udpSocket) release() {
 // exchange sends query (its ID is replaced by a fresh random one) and
 // waits for the answer until the deadline or ctx's end. The answer is
 // valid until x is put back into udpExchanges.
-func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, deadline time.Time, dial loopSettings) ([]byte, error) {
-	conn, err := s.register(ctx, x, dial)
+func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, deadline time.Time, dialer net.Dialer) ([]byte, error) {
+	conn, err := s.register(ctx, x, dialer)
 	if err != nil {
 		return nil, err
 	}
@@ -122,14 +122,14 @@ func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, deadline time.
 
 // register gives x an ID no other pending query has and lists it as
 // pending, connecting first if need be.
-func (s *udpSocket) register(ctx context.Context, x *udpExchange, dial loopSettings) (net.Conn, error) {
+func (s *udpSocket) register(ctx context.Context, x *udpExchange, dialer net.Dialer) (net.Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.released {
 		return nil, net.ErrClosed // a lookup of a stopped loop
 	}
 	if s.conn == nil {
-		conn, err := dial.dialer().DialContext(ctx, "udp", s.server)
+		conn, err := dialer.DialContext(ctx, "udp", s.server)
 		if err != nil {
 			return nil, err
 		}
