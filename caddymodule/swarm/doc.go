@@ -7,5 +7,7 @@
 // shared UDP sockets), query.go (the DNS client), loop.go (the resolver
 // loop), health.go (task pools and probes), registry.go (the process-wide
 // loops and pools), then the Caddy modules: upstreams.go, caddyfile.go,
-// admin.go, metrics.go, command.go.
+// admin.go, command.go. metrics.go stands aside: it holds the counters
+// the loops and pools count in, and a collector that reads the registry
+// only when scraped.
 package swarm
