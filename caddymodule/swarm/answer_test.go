@@ -23,7 +23,7 @@ func TestSwarmReadAnswer(t *testing.T) {
 
 	for _, tc := range []struct {
 		name       string
-		question   string
+		question   string // default: the one asked; "-": none
 		rcode      int
 		answer     []dns.RR
 		wantAddrs  []string
@@ -50,11 +50,20 @@ func TestSwarmReadAnswer(t *testing.T) {
 		{name: "nxdomain", rcode: dns.RcodeNameError, wantResult: resultNXDomain, wantErr: "NXDOMAIN"},
 		{name: "servfail", rcode: dns.RcodeServerFailure, wantResult: resultServFail, wantErr: "SERVFAIL"},
 		{name: "refused", rcode: dns.RcodeRefused, wantResult: resultError, wantErr: "REFUSED"},
+		{name: "servfail without question", question: "-", rcode: dns.RcodeServerFailure, wantResult: resultServFail, wantErr: "SERVFAIL"},
+		{name: "addresses without question", question: "-", answer: []dns.RR{a(qname, "10.0.0.1")},
+			wantResult: resultError, wantErr: "answer without the question"},
+		{name: "nxdomain for another name", question: "tasks.other.", rcode: dns.RcodeNameError,
+			wantResult: resultError, wantErr: "does not match the question"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := new(dns.Msg)
 			resp.SetQuestion(qname, dns.TypeA)
-			if tc.question != "" {
+			switch tc.question {
+			case "":
+			case "-":
+				resp.Question = nil
+			default:
 				resp.SetQuestion(tc.question, dns.TypeA)
 			}
 			resp.Rcode = tc.rcode

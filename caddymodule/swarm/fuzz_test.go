@@ -90,7 +90,9 @@ func answerSeeds() [][]byte {
 	cname := func(name, target string) dns.RR {
 		return &dns.CNAME{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET}, Target: target}
 	}
-	full := reply(func(m *dns.Msg) { m.Answer = []dns.RR{a(qname, "10.0.0.2"), a(qname, "10.0.0.1"), a(qname, "10.0.0.2")} })
+	full := reply(func(m *dns.Msg) {
+		m.Answer = []dns.RR{a(qname, "10.0.0.2"), a(qname, "10.0.0.1"), a(qname, "10.0.0.2")}
+	})
 	return [][]byte{
 		full,
 		full[:len(full)-7], // cut mid-record
@@ -106,7 +108,10 @@ func answerSeeds() [][]byte {
 			m.Answer = []dns.RR{cname(qname, "b.example."), cname("b.example.", "c.example."), a("c.example.", "10.0.0.9")}
 		}),
 		reply(func(m *dns.Msg) { m.Answer = []dns.RR{cname(qname, "b.example."), cname("b.example.", qname)} }), // a loop
-		reply(func(m *dns.Msg) { m.Question[0].Name = "tasks.other."; m.Answer = []dns.RR{a("tasks.other.", "10.0.0.1")} }),
+		reply(func(m *dns.Msg) {
+			m.Question[0].Name = "tasks.other."
+			m.Answer = []dns.RR{a("tasks.other.", "10.0.0.1")}
+		}),
 		reply(func(m *dns.Msg) { m.Response = false }),
 		{0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 0xde, 0xad},
 	}

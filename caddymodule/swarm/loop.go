@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -153,11 +154,23 @@ func (l *dnsLoop) stop() {
 // after up to 12 s, and tasks started meanwhile must be found within an
 // interval, not after that answer. Up to maxLookupsInFlight overlap; a
 // result that arrives after a later lookup's is dropped (see apply).
+//
+// The lookups go to one long-lived worker while it is idle, and to a new
+// goroutine only while it is busy: a goroutine started per lookup would
+// cost more than the lookup itself.
 func (l *dnsLoop) run() {
 	var lookups sync.WaitGroup
 	defer close(l.done)
 	defer lookups.Wait()
 	inFlight := make(chan struct{}, maxLookupsInFlight)
+	idleWorker := make(chan struct{}) // unbuffered: a send is taken only by a waiting worker
+	defer close(idleWorker)
+	lookups.Go(func() {
+		for range idleWorker {
+			l.lookupOnce()
+			<-inFlight
+		}
+	})
 	select {
 	case <-l.settingsChanged: // before the first wait: read then anyway
 	default:
@@ -169,15 +182,24 @@ func (l *dnsLoop) run() {
 			return
 		}
 		started := l.clock.Now()
-		lookups.Go(func() {
-			defer func() { <-inFlight }()
-			l.refresh()
-			l.firstOnce.Do(func() { close(l.firstAnswer) })
-		})
+		select {
+		case idleWorker <- struct{}{}:
+		default:
+			lookups.Go(func() {
+				defer func() { <-inFlight }()
+				l.lookupOnce()
+			})
+		}
 		if !l.waitForNextRefresh(started) {
 			return
 		}
 	}
+}
+
+// lookupOnce refreshes and marks the first answer as come.
+func (l *dnsLoop) lookupOnce() {
+	l.refresh()
+	l.firstOnce.Do(func() { close(l.firstAnswer) })
 }
 
 // waitForNextRefresh waits until a refresh interval after the last lookup
@@ -232,17 +254,26 @@ func (l *dnsLoop) requestEarlyRefresh() {
 	}
 }
 
-// query is the real lookupFunc.
+// query is the real lookupFunc: it ends within queryTimeout, or by ctx's
+// deadline if that is sooner.
 func (l *dnsLoop) query(ctx context.Context) ([]netip.Addr, refreshResult, error) {
-	return l.client.lookup(ctx, l.currentSettings())
+	deadline := time.Now().Add(queryTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return l.client.lookup(ctx, deadline, l.currentSettings().dialer())
 }
 
-// refresh performs one lookup and applies its result.
+// dialer is the dialer of connections to DNS servers.
+func (s loopSettings) dialer() net.Dialer {
+	return net.Dialer{Timeout: s.dialTimeout, FallbackDelay: s.dialFallbackDelay}
+}
+
+// refresh performs one lookup and applies its result. The lookup bounds
+// its own time, so no context (and timer) is made per lookup.
 func (l *dnsLoop) refresh() {
 	seq := l.lastStarted.Add(1)
-	ctx, cancel := context.WithTimeout(l.ctx, queryTimeout)
-	addrs, result, err := l.lookup(ctx)
-	cancel()
+	addrs, result, err := l.lookup(l.ctx)
 	if l.ctx.Err() != nil {
 		return // stopped meanwhile: the result is of no use
 	}

@@ -31,11 +31,6 @@ const (
 	truncatedFlag = 0x02
 )
 
-// dialer returns the dialer of connections to DNS servers.
-func (s loopSettings) dialer() *net.Dialer {
-	return &net.Dialer{Timeout: s.dialTimeout, FallbackDelay: s.dialFallbackDelay}
-}
-
 // dnsClient asks a loop's DNS servers for one name's addresses, over the
 // process's shared UDP sockets, and over TCP when an answer is truncated.
 // It remembers each server's last answer per record type, so an answer
@@ -122,15 +117,16 @@ func (c *dnsClient) socket(i int) (*udpSocket, error) {
 	return c.sockets[i], nil
 }
 
-// lookup asks for every record type in turn. A failure of any type fails
-// the lookup: a partial set would drop tasks that are there. The
-// addresses are sorted and unique; the caller must not modify them.
-func (c *dnsClient) lookup(ctx context.Context, s loopSettings) ([]netip.Addr, refreshResult, error) {
+// lookup asks for every record type in turn, until the deadline or ctx's
+// end. A failure of any type fails the lookup: a partial set would drop
+// tasks that are there. The addresses are sorted and unique; the caller
+// must not modify them.
+func (c *dnsClient) lookup(ctx context.Context, deadline time.Time, dialer net.Dialer) ([]netip.Addr, refreshResult, error) {
 	var addrs []netip.Addr
 	var noTask error
 	result := resultEmpty
 	for _, qtype := range c.types {
-		found, res, err := c.lookupType(ctx, qtype, s)
+		found, res, err := c.lookupType(ctx, deadline, qtype, dialer)
 		switch {
 		case res == resultOK && addrs == nil:
 			addrs = found
@@ -153,42 +149,29 @@ func (c *dnsClient) lookup(ctx context.Context, s loopSettings) ([]netip.Addr, r
 // lookupType asks the servers in order for one record type until one
 // settles the question (addresses, empty, no such name); a timeout,
 // SERVFAIL, refusal or unreadable answer moves on to the next. Each server
-// gets an equal share of the time left, within ctx's one deadline.
-func (c *dnsClient) lookupType(ctx context.Context, qtype uint16, s loopSettings) ([]netip.Addr, refreshResult, error) {
+// gets an equal share of the time left before the one deadline.
+func (c *dnsClient) lookupType(ctx context.Context, deadline time.Time, qtype uint16, dialer net.Dialer) ([]netip.Addr, refreshResult, error) {
 	var failures []string
 	result := resultError
 	for i := range c.servers {
-		attempt, cancel := ctx, context.CancelFunc(func() {})
-		if i < len(c.servers)-1 { // the last server has all the time left
-			attempt, cancel = context.WithTimeout(ctx, shareOfTimeLeft(ctx, len(c.servers)-i))
-		}
-		addrs, res, err := c.ask(attempt, i, qtype, s)
-		cancel()
+		share := time.Until(deadline) / time.Duration(len(c.servers)-i)
+		addrs, res, err := c.ask(ctx, time.Now().Add(share), i, qtype, dialer)
 		if res.settles() {
 			return addrs, res, err
 		}
 		result = res
 		failures = append(failures, err.Error())
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
 			break
 		}
 	}
 	return nil, result, errors.New(strings.Join(failures, "; "))
 }
 
-// shareOfTimeLeft divides the time left before ctx's deadline among n.
-func shareOfTimeLeft(ctx context.Context, n int) time.Duration {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return queryTimeout / time.Duration(n)
-	}
-	return time.Until(deadline) / time.Duration(n)
-}
-
 // ask asks server i for qtype over UDP and, whenever the answer has the
 // TC bit, again over TCP, before its records are read: a truncated
 // answer may not even unpack, and a truncated subset would churn the set.
-func (c *dnsClient) ask(ctx context.Context, i int, qtype uint16, s loopSettings) ([]netip.Addr, refreshResult, error) {
+func (c *dnsClient) ask(ctx context.Context, deadline time.Time, i int, qtype uint16, dialer net.Dialer) ([]netip.Addr, refreshResult, error) {
 	sock, err := c.socket(i)
 	if err != nil {
 		return nil, resultError, err
@@ -196,12 +179,12 @@ func (c *dnsClient) ask(ctx context.Context, i int, qtype uint16, s loopSettings
 	x := udpExchanges.Get().(*udpExchange)
 	defer udpExchanges.Put(x)
 	x.query = append(x.query[:0], c.queries[qtype]...)
-	answer, err := sock.exchange(ctx, x, s)
+	answer, err := sock.exchange(ctx, x, deadline, dialer)
 	switch {
 	case err != nil:
 		return nil, failureResult(err), fmt.Errorf("asking %s: %w", c.servers[i], err)
 	case len(answer) > 2 && answer[2]&truncatedFlag != 0:
-		return c.askOverTCP(ctx, i, qtype, s)
+		return c.askOverTCP(ctx, deadline, i, qtype, dialer)
 	}
 	addrs, result, err := c.read(answer, answerKey{i, qtype})
 	if err != nil {
@@ -258,8 +241,10 @@ func unpackAnswer(answer []byte, qname string, qtype uint16) ([]netip.Addr, refr
 // askOverTCP asks server i for qtype over a new TCP connection. The
 // connection is dialed here rather than by the DNS client, whose request
 // timeout would otherwise be capped by the dial timeout.
-func (c *dnsClient) askOverTCP(ctx context.Context, i int, qtype uint16, s loopSettings) ([]netip.Addr, refreshResult, error) {
-	conn, err := s.dialer().DialContext(ctx, "tcp", c.servers[i])
+func (c *dnsClient) askOverTCP(ctx context.Context, deadline time.Time, i int, qtype uint16, dialer net.Dialer) ([]netip.Addr, refreshResult, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	conn, err := dialer.DialContext(ctx, "tcp", c.servers[i])
 	if err != nil {
 		return nil, failureResult(err), fmt.Errorf("asking %s over TCP: %w", c.servers[i], err)
 	}
@@ -267,7 +252,7 @@ func (c *dnsClient) askOverTCP(ctx context.Context, i int, qtype uint16, s loopS
 	// the DNS client obeys only the context's deadline; closing the
 	// connection makes a stopped loop stop waiting for an answer
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
-	timeout := shareOfTimeLeft(ctx, 1)
+	timeout := time.Until(deadline)
 	client := dns.Client{Net: "tcp", ReadTimeout: timeout, WriteTimeout: timeout}
 	resp, _, err := client.ExchangeWithConnContext(ctx, c.queryMsg(qtype), &dns.Conn{Conn: conn})
 	if err != nil {

@@ -27,8 +27,7 @@ func TestSwarmQueryFindsAllTasksOfATruncatedAnswer(t *testing.T) {
 		answer.Answer = rand
 		return answer
 	})
-	loop := newDNSLoop(resolverKey{name: "tasks.big", resolvers: srv.addr, versions: "ipv4"}, realClock{})
-	loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
+	loop := newQueryLoop(t, "tasks.big", "ipv4", srv.addr)
 
 	addrs, result, err := loop.lookup(context.Background())
 	if result != resultOK || err != nil {

@@ -25,7 +25,7 @@ var swarmRegistry = struct {
 
 // acquireTaskPool returns the pool for key, starting it and its loop if
 // they do not run yet, and counts user in.
-func acquireTaskPool(key poolKey, user *Upstreams, s loopSettings) *taskPool {
+func acquireTaskPool(key poolKey, user any, s loopSettings) *taskPool {
 	swarmRegistry.Lock()
 	defer swarmRegistry.Unlock()
 	loop := swarmRegistry.loops[key.resolverKey]
@@ -51,7 +51,7 @@ func acquireTaskPool(key poolKey, user *Upstreams, s loopSettings) *taskPool {
 
 // releaseTaskPool counts user out of pool and stops the pool and its loop
 // when they have no user left. Releasing twice is harmless.
-func releaseTaskPool(pool *taskPool, user *Upstreams) {
+func releaseTaskPool(pool *taskPool, user any) {
 	swarmRegistry.Lock()
 	defer swarmRegistry.Unlock()
 	remaining, wasUser := pool.loop.removeUser(user)

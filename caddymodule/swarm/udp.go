@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // maxUDPMessage is the largest DNS message a UDP datagram can carry.
@@ -23,24 +24,27 @@ type udpSocket struct {
 	server string
 	users  int // guarded by udpSockets
 
-	mu      sync.Mutex
-	conn    net.Conn // nil until the first query, and after a read failure
-	pending map[uint16]*udpExchange
+	mu       sync.Mutex
+	conn     net.Conn // nil until the first query, and after a read failure
+	released bool     // its last user left: no new connection
+	pending  map[uint16]*udpExchange
 }
 
 // udpExchange is one query waiting for its answer.
 type udpExchange struct {
 	query  []byte // the query as sent, ID included
-	answer []byte // where the answer is copied; answer[:n] is it
-	n      int
+	answer []byte // the answer, copied from the reader's buffer
 	err    error
 	done   chan struct{} // capacity 1: the reader's hand-over
+	timer  *time.Timer   // the deadline, reused: no timer per query
 }
 
 // udpExchanges recycles exchanges and their buffers: a lookup every
-// second per service should not allocate 64 KiB each time.
+// second per service should allocate nothing.
 var udpExchanges = sync.Pool{New: func() any {
-	return &udpExchange{answer: make([]byte, maxUDPMessage), done: make(chan struct{}, 1)}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	return &udpExchange{done: make(chan struct{}, 1), timer: timer}
 }}
 
 // udpSockets holds the process's sockets by server address.
@@ -73,6 +77,7 @@ func (s *udpSocket) release() {
 	delete(udpSockets.byServer, s.server)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.released = true
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil
@@ -81,10 +86,10 @@ func (s *udpSocket) release() {
 }
 
 // exchange sends query (its ID is replaced by a fresh random one) and
-// waits for the answer until ctx ends. The answer is valid until x is
-// put back into udpExchanges.
-func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, dial loopSettings) ([]byte, error) {
-	conn, err := s.register(ctx, x, dial)
+// waits for the answer until the deadline or ctx's end. The answer is
+// valid until x is put back into udpExchanges.
+func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, deadline time.Time, dialer net.Dialer) ([]byte, error) {
+	conn, err := s.register(ctx, x, dialer)
 	if err != nil {
 		return nil, err
 	}
@@ -94,27 +99,37 @@ func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, dial loopSetti
 		}
 		return nil, err
 	}
+	x.timer.Reset(time.Until(deadline))
+	defer x.timer.Stop()
 	select {
 	case <-x.done:
+	case <-x.timer.C:
+		if s.forget(x) {
+			return nil, context.DeadlineExceeded
+		}
+		<-x.done // the reader is handing the answer over
 	case <-ctx.Done():
 		if s.forget(x) {
 			return nil, ctx.Err()
 		}
-		<-x.done // the reader is handing the answer over
+		<-x.done
 	}
 	if x.err != nil {
 		return nil, x.err
 	}
-	return x.answer[:x.n], nil
+	return x.answer, nil
 }
 
 // register gives x an ID no other pending query has and lists it as
 // pending, connecting first if need be.
-func (s *udpSocket) register(ctx context.Context, x *udpExchange, dial loopSettings) (net.Conn, error) {
+func (s *udpSocket) register(ctx context.Context, x *udpExchange, dialer net.Dialer) (net.Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.released {
+		return nil, net.ErrClosed // a lookup of a stopped loop
+	}
 	if s.conn == nil {
-		conn, err := dial.dialer().DialContext(ctx, "udp", s.server)
+		conn, err := dialer.DialContext(ctx, "udp", s.server)
 		if err != nil {
 			return nil, err
 		}
@@ -129,7 +144,7 @@ func (s *udpSocket) register(ctx context.Context, x *udpExchange, dial loopSetti
 		id = uint16(rand.Uint32())
 	}
 	binary.BigEndian.PutUint16(x.query, id)
-	x.n, x.err = 0, nil
+	x.answer, x.err = x.answer[:0], nil
 	s.pending[id] = x
 	return s.conn, nil
 }
@@ -171,7 +186,7 @@ func (s *udpSocket) read(conn net.Conn) {
 		delete(s.pending, id)
 		s.mu.Unlock()
 		if x != nil {
-			x.n = copy(x.answer, buf[:n])
+			x.answer = append(x.answer[:0], buf[:n]...)
 			x.done <- struct{}{}
 		}
 	}

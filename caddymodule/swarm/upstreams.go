@@ -58,7 +58,9 @@ type Upstreams struct {
 	Refresh caddy.Duration `json:"refresh,omitempty"`
 
 	// The DNS servers to ask, as "host" or "host:port" (port 53 by
-	// default); they are tried in order. Default: the name servers of
+	// default); they are tried in order, the next one when a server fails
+	// (no answer, SERVFAIL, refusal, an unreadable answer) but not when it
+	// answers empty or NXDOMAIN, all within one lookup's 15 s. Default: the name servers of
 	// /etc/resolv.conf (127.0.0.11 in a Docker container), or 127.0.0.1:53
 	// and [::1]:53 when it lists none, as Go's resolver does.
 	Resolvers []string `json:"resolvers,omitempty"`
@@ -80,7 +82,8 @@ type Upstreams struct {
 
 	// How long to wait before an RFC 6555 Fast Fallback connection to a
 	// DNS server given by host name; negative disables it. Where several
-	// handlers share a lookup, the shortest wins. Default: Go's (300ms)
+	// handlers share a lookup, the shortest wins, 0 counting as 300ms and
+	// a negative value as the longest. Default: Go's (300ms)
 	DialFallbackDelay caddy.Duration `json:"dial_fallback_delay,omitempty"`
 
 	// If set, each task is probed with "GET <health_uri>" and a task that
