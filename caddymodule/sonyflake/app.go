@@ -48,16 +48,18 @@ type App struct {
 	// new IDs sort after ones it issued.
 	StartTime string `json:"start_time,omitempty"`
 
-	// The length of one tick of the time field. At least 1ms. Default: 10ms.
-	TimeUnit caddy.Duration `json:"time_unit,omitempty"`
+	// The length of one tick of the time field. At least 1ms. Default
+	// (when absent): 10ms. A pointer, so that an explicit 0 is an error
+	// rather than the default.
+	TimeUnit *caddy.Duration `json:"time_unit,omitempty"`
 
 	// Bits of the sequence number: 2^sequence_bits IDs per time unit.
-	// 1 to 30. Default: 8.
-	SequenceBits int `json:"sequence_bits,omitempty"`
+	// 1 to 30. Default (when absent): 8.
+	SequenceBits *int `json:"sequence_bits,omitempty"`
 
 	// Bits of the machine ID. 1 to 30, and with sequence_bits at most 31.
-	// Default: 16.
-	MachineIDBits int `json:"machine_id_bits,omitempty"`
+	// Default (when absent): 16.
+	MachineIDBits *int `json:"machine_id_bits,omitempty"`
 
 	layout    layout
 	machineID int64
@@ -87,7 +89,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("sonyflake: start_time %q: want RFC 3339, e.g. 2014-09-01T00:00:00Z", a.StartTime)
 		}
 	}
-	a.layout = newLayout(start, time.Duration(a.TimeUnit), a.SequenceBits, a.MachineIDBits)
+	unit, sequenceBits, machineIDBits, err := a.layoutSizes()
+	if err != nil {
+		return fmt.Errorf("sonyflake: %w", err)
+	}
+	a.layout = newLayout(start, unit, sequenceBits, machineIDBits)
 	// The bits must be sound before a machine ID is derived from them.
 	if err := a.layout.check(0); err != nil {
 		return fmt.Errorf("sonyflake: %w", err)
@@ -111,6 +117,32 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.slot = a.registry.slot(a.machineID)
 	a.storage = ctx.Storage()
 	return metrics.Register(ctx.GetMetricsRegistry(), mintMetrics.collectors()...)
+}
+
+// layoutSizes returns the configured time unit and bit counts, with the
+// defaults for those left out. An explicit 0 or less is an error naming
+// the setting: it would otherwise silently become the default.
+func (a *App) layoutSizes() (unit time.Duration, sequenceBits, machineIDBits int, err error) {
+	unit, sequenceBits, machineIDBits = defaultTimeUnit, defaultSequenceBits, defaultMachineIDBits
+	if a.TimeUnit != nil {
+		if unit = time.Duration(*a.TimeUnit); unit <= 0 {
+			return 0, 0, 0, fmt.Errorf("time_unit %s: must be at least 1ms (leave it out for the default %s)", unit, defaultTimeUnit)
+		}
+	}
+	for _, b := range []struct {
+		name   string
+		set    *int
+		target *int
+	}{{"sequence_bits", a.SequenceBits, &sequenceBits}, {"machine_id_bits", a.MachineIDBits, &machineIDBits}} {
+		if b.set == nil {
+			continue
+		}
+		if *b.set < 1 {
+			return 0, 0, 0, fmt.Errorf("%s %d: must be 1 to 30 (leave it out for the default %d)", b.name, *b.set, *b.target)
+		}
+		*b.target = *b.set
+	}
+	return unit, sequenceBits, machineIDBits, nil
 }
 
 // Start makes this config's layout the one its machine ID mints in (see

@@ -23,7 +23,11 @@ func TestAppProvisionRefusesUnusableSettings(t *testing.T) {
 		{"env not set", App{MachineIDEnv: "SWARMEDGE_TEST_NEVER_SET"}, []string{"sonyflake: machine_id env SWARMEDGE_TEST_NEVER_SET", "not set", "machine_id cidr <overlay subnet>"}},
 		{"explicit out of range", App{MachineID: &tooBig}, []string{"machine_id 70000: must be 0 to 65535"}},
 		// The layout is checked before a machine ID is derived from its bits.
-		{"bad bits before the machine ID", App{MachineIDBits: 40, MachineIDEnv: "SWARMEDGE_TEST_NEVER_SET"}, []string{"machine_id_bits 40: must be 1 to 30"}},
+		{"bad bits before the machine ID", App{MachineIDBits: new(40), MachineIDEnv: "SWARMEDGE_TEST_NEVER_SET"}, []string{"machine_id_bits 40: must be 1 to 30"}},
+		// An explicit 0 in JSON is not the default.
+		{"explicit zero sequence_bits", App{SequenceBits: new(0)}, []string{"sonyflake: sequence_bits 0: must be 1 to 30 (leave it out for the default 8)"}},
+		{"explicit zero machine_id_bits", App{MachineIDBits: new(0)}, []string{"sonyflake: machine_id_bits 0: must be 1 to 30 (leave it out for the default 16)"}},
+		{"explicit zero time_unit", App{TimeUnit: new(caddy.Duration(0))}, []string{"sonyflake: time_unit 0s: must be at least 1ms (leave it out for the default 10ms)"}},
 		{"bad start_time", App{StartTime: "yesterday"}, []string{`start_time "yesterday"`, "RFC 3339"}},
 		{"two sources", App{MachineID: new(int), MachineIDInterface: "eth0"}, []string{"only one source"}},
 	} {

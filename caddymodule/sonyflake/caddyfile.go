@@ -84,11 +84,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("time_unit %q: want a duration such as 10ms", arg)
 			}
-			// JSON leaves 0 out: it would silently become the default.
 			if unit <= 0 {
 				return d.Errf("time_unit %s: must be at least 1ms (leave the line out for the default %s)", arg, defaultTimeUnit)
 			}
-			a.TimeUnit = caddy.Duration(unit)
+			a.TimeUnit = new(caddy.Duration(unit))
 		case "sequence_bits", "machine_id_bits":
 			bits, err := strconv.Atoi(arg)
 			if err != nil {
@@ -98,11 +97,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if option == "machine_id_bits" {
 				target, defaultBits = &a.MachineIDBits, defaultMachineIDBits
 			}
-			// JSON leaves 0 out: it would silently become the default.
 			if bits < 1 {
 				return d.Errf("%s %d: must be 1 to 30 (leave the line out for the default %d)", option, bits, defaultBits)
 			}
-			*target = bits
+			*target = &bits
 		}
 	}
 	return nil

@@ -40,9 +40,9 @@ func ExplainMachineID(appJSON []byte) (MachineIDExplanation, error) {
 }
 
 func explainMachineID(a App, lookupEnv func(string) (string, bool), ifaces []netInterface) (MachineIDExplanation, error) {
-	bits := a.MachineIDBits
-	if bits == 0 {
-		bits = defaultMachineIDBits
+	_, _, bits, err := a.layoutSizes()
+	if err != nil {
+		return MachineIDExplanation{}, err
 	}
 	src := machineIDSource{explicit: a.MachineID, env: a.MachineIDEnv, cidr: a.MachineIDCIDR, iface: a.MachineIDInterface}
 	res, err := resolveMachineID(src, bits, lookupEnv, func() ([]netInterface, error) { return ifaces, nil })
