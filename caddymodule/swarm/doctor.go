@@ -360,13 +360,20 @@ func (e doctorEnv) checkListening(cfg *edgeConfig) []finding {
 	return findings
 }
 
-// checkIDClock reads the last minted ID's time from the admin API.
+// checkIDClock reads the time of the newest ID any generator handed out
+// from the admin API.
 func (e doctorEnv) checkIDClock(ctx context.Context) finding {
-	var st struct {
+	var generators []struct {
 		LastIDTime time.Time `json:"last_id_time"`
 	}
-	if err := e.getJSON(ctx, "/sonyflake/state", &st); err != nil {
+	if err := e.getJSON(ctx, "/sonyflake/state", &generators); err != nil {
 		return finding{Check: "clock", Verdict: verdictWarn, Detail: err.Error(), Fix: "the IDs' time is unknown: this edge has no sonyflake admin endpoint"}
 	}
-	return checkClock(e.now(), st.LastIDTime)
+	var newest time.Time
+	for _, g := range generators {
+		if g.LastIDTime.After(newest) {
+			newest = g.LastIDTime
+		}
+	}
+	return checkClock(e.now(), newest)
 }
