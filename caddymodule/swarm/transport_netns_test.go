@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -59,11 +60,16 @@ func cutOff(t *testing.T, ip string) (restore func()) {
 	for _, r := range rules {
 		iptables(t, append([]string{"-I", "INPUT"}, r...)...)
 	}
-	return func() {
-		for _, r := range rules {
-			iptables(t, append([]string{"-D", "INPUT"}, r...)...)
-		}
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			for _, r := range rules {
+				iptables(t, append([]string{"-D", "INPUT"}, r...)...)
+			}
+		})
 	}
+	t.Cleanup(restore)
+	return restore
 }
 
 func iptables(t *testing.T, args ...string) {
@@ -172,13 +178,20 @@ func TestSwarmTransportDeadTaskFailsOverAndComesBack(t *testing.T) {
 		warm      bool          // a pooled connection to a exists when it fails
 		min, max  time.Duration // the failing GET's time
 	}{
-		{name: "tcp_user_timeout on a pooled connection", transport: map[string]any{"tcp_user_timeout": "2s"}, warm: true,
-			fail: func(t *testing.T) func() { return cutOff(t, "127.0.0.2") }, min: 1500 * time.Millisecond, max: 3500 * time.Millisecond},
+		// a long dial_timeout: net/http's own redial of the dead task
+		// (a reused connection failed) would show
+		{name: "tcp_user_timeout on a pooled connection", transport: map[string]any{"tcp_user_timeout": "2s", "dial_timeout": "3s"}, warm: true,
+			fail: func(t *testing.T) func() { return cutOff(t, "127.0.0.2") }, min: 1500 * time.Millisecond, max: 4 * time.Second},
 		{name: "dial timeout", transport: map[string]any{},
 			fail: func(t *testing.T) func() { return cutOff(t, "127.0.0.2") }, min: 800 * time.Millisecond, max: 2500 * time.Millisecond},
 		{name: "response timeout", transport: map[string]any{"response_header_timeout": "1s"}, warm: true,
-			fail: func(*testing.T) func() { a.hang.Store(true); return func() { a.hang.Store(false) } },
-			min:  800 * time.Millisecond, max: 2500 * time.Millisecond},
+			fail: func(t *testing.T) func() {
+				a.hang.Store(true)
+				restore := func() { a.hang.Store(false) }
+				t.Cleanup(restore)
+				return restore
+			},
+			min: 800 * time.Millisecond, max: 2500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			startEdge(t, dnsServer.addr, tc.transport)
