@@ -1,0 +1,181 @@
+//go:build multinode
+
+package multinode
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Published on every node (host mode): the edge and its admin API.
+const (
+	edgePort  = "18080"
+	adminPort = "12019"
+)
+
+// deployServices starts app (6 whoami tasks, 2 per node, dnsrr) and the
+// edge (global: one per node) and waits until the edge on every node
+// serves all 6 tasks.
+func deployServices(t *testing.T, c *cluster) {
+	t.Helper()
+	m := c.nodes[0]
+	m.docker(t, "service", "create", "--detach", "--name", "app", "--replicas", "6", "--replicas-max-per-node", "2",
+		"--endpoint-mode", "dnsrr", "--network", overlayNet, "--hostname", "{{.Task.Name}}",
+		"--no-resolve-image", whoamiImage)
+	m.docker(t, "service", "create", "--detach", "--name", "edge", "--mode", "global", "--network", overlayNet,
+		"--publish", "mode=host,target=80,published="+edgePort, "--publish", "mode=host,target=2019,published="+adminPort,
+		"--no-resolve-image", edgeImage)
+	start := time.Now()
+	waitFor(t, "every edge serving 6 tasks", 180*time.Second, func() (bool, string) {
+		for _, nd := range c.nodes {
+			served, err := servedTasks(nd)
+			if err != nil || len(served) != 6 {
+				return false, fmt.Sprintf("%s: %v %v", nd.name, served, err)
+			}
+		}
+		return true, ""
+	})
+	t.Logf("services deployed, every edge serves 6 tasks after %.1fs", time.Since(start).Seconds())
+}
+
+// servedTasks asks the edge on nd which tasks of app it serves.
+func servedTasks(nd *node) ([]string, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+nd.ip+":"+adminPort+"/swarm/upstreams", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Host = "0.0.0.0:2019" // the admin API checks Host against its listen address
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	var services []struct {
+		Tasks []struct {
+			Address string `json:"address"`
+			Served  bool   `json:"served"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal(body, &services); err != nil {
+		return nil, err
+	}
+	var served []string
+	for _, s := range services {
+		for _, task := range s.Tasks {
+			if task.Served {
+				served = append(served, strings.TrimSuffix(task.Address, ":80"))
+			}
+		}
+	}
+	slices.Sort(served)
+	return served, nil
+}
+
+// taskIPs returns the overlay addresses of app's tasks running on nd.
+func taskIPs(t *testing.T, nd *node) []string {
+	t.Helper()
+	ids := strings.Fields(nd.docker(t, "ps", "-q", "--filter", "label=com.docker.swarm.service.name=app"))
+	var ips []string
+	for _, id := range ids {
+		ips = append(ips, nd.docker(t, "inspect", "--format", `{{(index .NetworkSettings.Networks "`+overlayNet+`").IPAddress}}`, id))
+	}
+	return ips
+}
+
+// waitFor polls check every 200 ms until it holds, failing after timeout.
+func waitFor(t *testing.T, what string, timeout time.Duration, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		done, status := check()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v: %s", what, timeout, status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// assertLoad fails the test unless every GET succeeded within 3 s.
+func assertLoad(t *testing.T, res *loadResult) {
+	t.Helper()
+	t.Logf("load: %s", res)
+	if res.failed.Load() != 0 || time.Duration(res.maxNanos.Load()) > 3*time.Second || res.ok.Load() == 0 {
+		t.Errorf("want 0 failed GETs and none slower than 3s; first failures: %v", res.failures)
+	}
+}
+
+// TestMultinode runs the scenarios on one 3-node Swarm (1 manager, 2
+// workers): the edges' IDs, then a worker's link cut and left down.
+func TestMultinode(t *testing.T) {
+	begin := time.Now()
+	c := newCluster(t, 3, 1)
+	loadImages(t, c)
+	deployServices(t, c)
+
+	t.Run("IDs from edges on all nodes are unique", func(t *testing.T) {
+		var urls []string
+		for _, nd := range c.nodes {
+			urls = append(urls, "http://"+nd.ip+":"+edgePort+"/id?format=text")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res := runLoad(ctx, urls, 4, 50)
+		assertLoad(t, res)
+		if res.duplicates != 0 {
+			t.Errorf("%d duplicate IDs", res.duplicates)
+		}
+	})
+
+	t.Run("a worker's link cut and left down", func(t *testing.T) {
+		edge, lost := c.nodes[0], c.nodes[2]
+		lostIPs := taskIPs(t, lost)
+		if len(lostIPs) == 0 {
+			t.Fatalf("no app task on %s", lost.name)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		results := make(chan *loadResult)
+		go func() { results <- runLoad(ctx, []string{"http://" + edge.ip + ":" + edgePort + "/"}, 8, 100) }()
+		time.Sleep(3 * time.Second)
+
+		cut := time.Now()
+		must(t, "ip", "link", "set", lost.hostVeth(), "down")
+		var left time.Duration
+		waitFor(t, "the lost node's tasks leaving the edge's set", 30*time.Second, func() (bool, string) {
+			served, err := servedTasks(edge)
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, ip := range lostIPs {
+				if slices.Contains(served, ip) {
+					return false, fmt.Sprintf("still served: %v", served)
+				}
+			}
+			left = time.Since(cut)
+			return true, ""
+		})
+		time.Sleep(10 * time.Second)
+		cancel()
+		res := <-results
+		t.Logf("tasks %v of %s left the edge's set %.2fs after the cut", lostIPs, lost.name, left.Seconds())
+		assertLoad(t, res)
+		if left > 3*time.Second {
+			t.Errorf("the lost node's tasks left the set after %v, want within 3s", left)
+		}
+	})
+	t.Logf("harness runtime %.1fs", time.Since(begin).Seconds())
+}
