@@ -4,7 +4,7 @@
 // machine: N dockerd daemons, each in a network namespace of its own on one
 // Linux bridge, with real overlay networking between them (see
 // shared/design.md, "Testing on a real multi-node Swarm"). It needs root,
-// /usr/sbin/dockerd (20.10) and the host engine to build the images:
+// /usr/sbin/dockerd (20.10); it does not use the host's engine:
 //
 //	go test -tags multinode -v ./integration/multinode/
 //
@@ -30,7 +30,6 @@ const (
 	bridge      = prefix + "-br"   // the nodes' link layer
 	bridgeAddr  = "172.30.99.1/24" // the host's end; nodes are .11, .12, …
 	baseDir     = "/tmp/" + prefix // daemon configs, data and sockets
-	dockerLock  = "/tmp/swarmedge-docker.lock"
 	overlayNet  = prefix + "-net"
 	overlayCIDR = "10.77.0.0/24"
 )
@@ -84,7 +83,7 @@ func requireEnvironment(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("multinode: skipped: needs root (network namespaces, a bridge, dockerd)")
 	}
-	for _, bin := range []string{"/usr/sbin/dockerd", "docker", "ip", "iptables", "nsenter", "flock"} {
+	for _, bin := range []string{"/usr/sbin/dockerd", "docker", "ip", "iptables", "nsenter"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("multinode: skipped: no %s", bin)
 		}

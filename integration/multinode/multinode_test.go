@@ -20,13 +20,14 @@ const (
 	adminPort = "12019"
 )
 
-// deployServices starts app (6 whoami tasks, 2 per node, dnsrr) and the
+// deployServices starts app (6 whoami tasks, spread 2 per node, at most
+// 3 per node so that a drained node's tasks find room; dnsrr) and the
 // edge (global: one per node) and waits until the edge on every node
 // serves all 6 tasks.
 func deployServices(t *testing.T, c *cluster) {
 	t.Helper()
 	m := c.nodes[0]
-	m.docker(t, "service", "create", "--detach", "--name", "app", "--replicas", "6", "--replicas-max-per-node", "2",
+	m.docker(t, "service", "create", "--detach", "--name", "app", "--replicas", "6", "--replicas-max-per-node", "3",
 		"--endpoint-mode", "dnsrr", "--network", overlayNet, "--hostname", "{{.Task.Name}}",
 		"--no-resolve-image", whoamiImage)
 	m.docker(t, "service", "create", "--detach", "--name", "edge", "--mode", "global", "--network", overlayNet,
@@ -94,6 +95,20 @@ func taskIPs(t *testing.T, nd *node) []string {
 	return ips
 }
 
+// underLoad runs the steady load against the edge on nd (8 keep-alive
+// connections in a closed loop, 100 GETs/s open loop) from 2 s before act
+// until 2 s after it.
+func underLoad(nd *node, act func()) *loadResult {
+	ctx, cancel := context.WithCancel(context.Background())
+	results := make(chan *loadResult)
+	go func() { results <- runLoad(ctx, []string{"http://" + nd.ip + ":" + edgePort + "/"}, 8, 100) }()
+	time.Sleep(2 * time.Second)
+	act()
+	time.Sleep(2 * time.Second)
+	cancel()
+	return <-results
+}
+
 // waitFor polls check every 200 ms until it holds, failing after timeout.
 func waitFor(t *testing.T, what string, timeout time.Duration, check func() (bool, string)) {
 	t.Helper()
@@ -120,7 +135,8 @@ func assertLoad(t *testing.T, res *loadResult) {
 }
 
 // TestMultinode runs the scenarios on one 3-node Swarm (1 manager, 2
-// workers): the edges' IDs, then a worker's link cut and left down.
+// workers), each under steady load: the edges' IDs, a drain, a rolling
+// update, then (last: the node stays lost) a worker's link cut.
 func TestMultinode(t *testing.T) {
 	begin := time.Now()
 	c := newCluster(t, 3, 1)
@@ -141,36 +157,58 @@ func TestMultinode(t *testing.T) {
 		}
 	})
 
+	t.Run("drain of a node with tasks", func(t *testing.T) {
+		edge, drained := c.nodes[0], c.nodes[1]
+		id := drained.docker(t, "info", "--format", "{{.Swarm.NodeID}}")
+		res := underLoad(edge, func() {
+			edge.docker(t, "node", "update", "--availability", "drain", id)
+			waitFor(t, "the drained node's tasks gone", 60*time.Second, func() (bool, string) {
+				ips := taskIPs(t, drained)
+				return len(ips) == 0, fmt.Sprint(ips)
+			})
+			waitFor(t, "6 tasks served again", 60*time.Second, func() (bool, string) {
+				served, err := servedTasks(edge)
+				return len(served) == 6, fmt.Sprint(served, err)
+			})
+		})
+		edge.docker(t, "node", "update", "--availability", "active", id)
+		assertLoad(t, res)
+	})
+
+	t.Run("rolling update start-first of 6 replicas across 3 nodes", func(t *testing.T) {
+		edge := c.nodes[0]
+		res := underLoad(edge, func() {
+			edge.docker(t, "service", "update", "--detach=false", "--quiet", "--update-parallelism", "1",
+				"--update-order", "start-first", "--env-add", "ROLLED=1", "app")
+		})
+		assertLoad(t, res)
+	})
+
 	t.Run("a worker's link cut and left down", func(t *testing.T) {
 		edge, lost := c.nodes[0], c.nodes[2]
 		lostIPs := taskIPs(t, lost)
 		if len(lostIPs) == 0 {
 			t.Fatalf("no app task on %s", lost.name)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		results := make(chan *loadResult)
-		go func() { results <- runLoad(ctx, []string{"http://" + edge.ip + ":" + edgePort + "/"}, 8, 100) }()
-		time.Sleep(3 * time.Second)
-
-		cut := time.Now()
-		must(t, "ip", "link", "set", lost.hostVeth(), "down")
 		var left time.Duration
-		waitFor(t, "the lost node's tasks leaving the edge's set", 30*time.Second, func() (bool, string) {
-			served, err := servedTasks(edge)
-			if err != nil {
-				return false, err.Error()
-			}
-			for _, ip := range lostIPs {
-				if slices.Contains(served, ip) {
-					return false, fmt.Sprintf("still served: %v", served)
+		res := underLoad(edge, func() {
+			cut := time.Now()
+			must(t, "ip", "link", "set", lost.hostVeth(), "down")
+			waitFor(t, "the lost node's tasks leaving the edge's set", 30*time.Second, func() (bool, string) {
+				served, err := servedTasks(edge)
+				if err != nil {
+					return false, err.Error()
 				}
-			}
-			left = time.Since(cut)
-			return true, ""
+				for _, ip := range lostIPs {
+					if slices.Contains(served, ip) {
+						return false, fmt.Sprintf("still served: %v", served)
+					}
+				}
+				left = time.Since(cut)
+				return true, ""
+			})
+			time.Sleep(10 * time.Second) // left down
 		})
-		time.Sleep(10 * time.Second)
-		cancel()
-		res := <-results
 		t.Logf("tasks %v of %s left the edge's set %.2fs after the cut", lostIPs, lost.name, left.Seconds())
 		assertLoad(t, res)
 		if left > 3*time.Second {
