@@ -31,7 +31,9 @@ const (
 	// fire) within about this plus tcp_user_timeout.
 	defaultTransportProbeInterval = time.Second
 
-	defaultTCPUserTimeout = 3 * time.Second
+	// The stall of a request on a connection to a task that just died,
+	// before Caddy retries it elsewhere: with the retry, under 3 s.
+	defaultTCPUserTimeout = 2 * time.Second
 )
 
 // Transport is Caddy's http transport, with every option of it, made for
@@ -60,7 +62,7 @@ type Transport struct {
 	// How long data sent to a task may stay unacknowledged before the
 	// connection is dropped (TCP_USER_TIMEOUT, Linux). It also bounds how
 	// long unanswered keepalive probes keep a connection. 0 turns it off.
-	// Default: 3s
+	// Default: 2s
 	TCPUserTimeout *caddy.Duration `json:"tcp_user_timeout,omitempty"`
 
 	conns        *connTracker

@@ -88,7 +88,7 @@ func TestSwarmTransportSetsSocketOptions(t *testing.T) {
 		wantUserTimeoutMS int
 		wantKeepIdleS     int
 	}{
-		{name: "defaults", wantUserTimeoutMS: 3000, wantKeepIdleS: 1},
+		{name: "defaults", wantUserTimeoutMS: 2000, wantKeepIdleS: 1},
 		{name: "set", transport: Transport{TCPUserTimeout: &five}, wantUserTimeoutMS: 5000, wantKeepIdleS: 1},
 		{name: "off", transport: Transport{TCPUserTimeout: &off}, wantUserTimeoutMS: 0, wantKeepIdleS: 1},
 	} {

@@ -38,7 +38,7 @@ const edgeCaddyfile = `{
 		lb_retries 2
 		fail_duration 10s
 		transport swarm {
-			tcp_user_timeout 3s
+			tcp_user_timeout 2s
 			dial_timeout 1s
 		}
 	}

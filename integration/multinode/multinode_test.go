@@ -185,8 +185,12 @@ func TestMultinode(t *testing.T) {
 	})
 
 	t.Run("a worker's link cut and left down", func(t *testing.T) {
-		edge, lost := c.nodes[0], c.nodes[2]
+		// the worker with the most tasks: the drain and update moved them
+		edge, lost := c.nodes[0], c.nodes[1]
 		lostIPs := taskIPs(t, lost)
+		if other := taskIPs(t, c.nodes[2]); len(other) > len(lostIPs) {
+			lost, lostIPs = c.nodes[2], other
+		}
 		if len(lostIPs) == 0 {
 			t.Fatalf("no app task on %s", lost.name)
 		}
