@@ -187,7 +187,8 @@ func (p *taskPool) publish() {
 		}
 		snap.tasks[i] = task
 	}
-	p.snapshot.Store(snap)
+	prev := p.snapshot.Swap(snap)
+	notifyWithdrawn(prev.dials, snap.dials)
 }
 
 // runProbes probes every task each health interval until stopped.
