@@ -1,0 +1,83 @@
+package discovery
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/swarmedge/swarmedge/integration/edge"
+	"github.com/swarmedge/swarmedge/integration/openload"
+)
+
+// stopFirstGap is how long a single-replica service has no task during
+// its stop-first update in TestSingleReplicaStopFirstUpdateLosesNoRequest.
+const stopFirstGap = 3 * time.Second
+
+// TestSingleReplicaStopFirstUpdateLosesNoRequest updates a one-replica
+// service stop-first (its only task stops; 3 s later its replacement
+// starts on a new address) under 200 requests/s sent open-loop through
+// the edge of Caddyfile.example: no request fails, and the slowest waits
+// about the gap (wait_for_tasks), not more than gap + 1 s.
+func TestSingleReplicaStopFirstUpdateLosesNoRequest(t *testing.T) {
+	s := startService(t, 1)
+	e := edge.MustStart(t, exampleTemplate(t, s))
+
+	const updateAt = 2 * time.Second
+	updated := make(chan error, 1)
+	time.AfterFunc(updateAt, func() { updated <- s.StopFirstUpdate(1, stopFirstGap) })
+	res, err := openload.Run(context.Background(), openload.Config{URL: e.URL("/"), Rate: 200, Duration: 9 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-updated; err != nil {
+		t.Fatal(err)
+	}
+	sum := res.Summary()
+	t.Logf("stop-first update, %v gap, 200 req/s open-loop: %v", stopFirstGap, sum)
+	if sum.Failed > 0 || sum.Sent < 1500 {
+		t.Errorf("%d of %d requests failed: %v", sum.Failed, sum.Sent, sum.Failures)
+	}
+	// the contract: ≤ gap + 1 s; the margin is for a loaded test machine
+	if limit := stopFirstGap + time.Second + loadedMargin; sum.Worst > limit {
+		t.Errorf("worst latency %v, want ≤ %v (gap + 1 s + %v margin)", sum.Worst, limit, loadedMargin)
+	}
+	if waited := noTaskSince(t, e); waited != nil {
+		t.Errorf("the edge still reports no task since %v", waited)
+	}
+}
+
+// loadedMargin is added to latency bounds that a busy test machine can
+// stretch.
+const loadedMargin = 1500 * time.Millisecond
+
+// noTaskSince returns when the edge's one swarm upstream source lost its
+// tasks, from its admin endpoint; nil when it has tasks.
+func noTaskSince(t *testing.T, e *edge.Edge) *time.Time {
+	t.Helper()
+	resp, err := http.Get("http://" + e.AdminAddr + "/swarm/upstreams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var services []struct {
+		NoTaskSince *time.Time `json:"no_task_since"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&services); err != nil || len(services) != 1 {
+		t.Fatalf("GET /swarm/upstreams: %v, %d services", err, len(services))
+	}
+	return services[0].NoTaskSince
+}
+
+// waitOutWaitForTasks returns once the edge's default wait_for_tasks
+// (10s) has passed since it lost its tasks: from then on it answers 503
+// at once.
+func waitOutWaitForTasks(t *testing.T, e *edge.Edge) {
+	t.Helper()
+	since := noTaskSince(t, e)
+	if since == nil {
+		t.Fatal("the edge reports no outage")
+	}
+	time.Sleep(time.Until(since.Add(10*time.Second + 100*time.Millisecond)))
+}
