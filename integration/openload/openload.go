@@ -92,7 +92,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		wg.Go(func() { records[sent] = send(client, cfg.URL, start, at) })
+		rec := &records[sent]
+		wg.Go(func() { *rec = send(client, cfg.URL, start, at) })
 	}
 	wg.Wait()
 	return &Result{Records: records[:sent]}, nil
