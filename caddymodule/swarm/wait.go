@@ -92,11 +92,14 @@ func (p *taskPool) servedDials(ctx context.Context, bound time.Duration) []strin
 
 // awaitOutageEnd waits for o to end, for at most bound since it began
 // and while ctx lasts; once that has passed it returns at once, so that a
-// service scaled to 0 fails fast.
+// service scaled to 0 fails fast. A set that refused then has no waiters
+// to have it checked again, so this request has it checked: the outage
+// must end when the tasks accept again, or the next one would not start.
 func (p *taskPool) awaitOutageEnd(ctx context.Context, o *outage, bound time.Duration) {
 	start := p.clock.Now()
 	left := o.since.Add(bound).Sub(start)
 	if left <= 0 {
+		p.checkReachable()
 		return
 	}
 	if !p.joinWaiters() {

@@ -273,3 +273,38 @@ func TestSwarmWaitWhileEveryTaskRefuses(t *testing.T) {
 		t.Fatal("an outage while the task accepts connections")
 	}
 }
+
+func TestSwarmExpiredRefusalOutageEndsWhenTheTaskAcceptsAgain(t *testing.T) {
+	port := closedPort(t)
+	clk, script, loop, pool := newTestPool(t, poolKey{port: uint16(port)})
+	t.Cleanup(pool.stop)
+	script.set(resultOK, "127.0.0.1")
+	loop.refresh()
+	su := &Upstreams{Name: "tasks.app", pool: pool, logger: swarmLog(), waitBound: 10 * time.Second}
+	dial := "127.0.0.1:" + strconv.Itoa(port)
+
+	_ = su.ResetCache(nil)
+	<-pool.waits.check.Load().done
+	if pool.waits.outage.Load() == nil {
+		t.Fatal("no outage after every task refused")
+	}
+	clk.Advance(11 * time.Second) // past the bound, nobody waiting
+
+	// the task accepts again and requests succeed, so no retry comes: the
+	// requests themselves have the outage checked, so that the next loss
+	// of the tasks starts a new one
+	ln, err := net.Listen("tcp", dial)
+	if err != nil {
+		t.Skipf("port %d taken meanwhile: %v", port, err)
+	}
+	defer ln.Close()
+	if got := startRequest(su, context.Background()).result(t); !slices.Equal(got, []string{dial}) {
+		t.Fatalf("got %v, want %s at once", got, dial)
+	}
+	if check := pool.waits.check.Load(); check != nil {
+		<-check.done
+	}
+	if since := pool.waits.outage.Load(); since != nil {
+		t.Fatalf("the outage since %v goes on while the task accepts connections", since.since)
+	}
+}
