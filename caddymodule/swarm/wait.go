@@ -31,6 +31,13 @@ const (
 
 	// reachTimeout bounds the connection check of a set's tasks.
 	reachTimeout = 250 * time.Millisecond
+
+	// releaseSpacing spreads the requests released at the end of an
+	// outage (one per spacing, 1024 in about half a second), so that a
+	// task that has just started does not get all their connections at
+	// once: a full accept queue drops connection attempts, the dials time
+	// out, and passive health (fail_duration) then withholds the only task.
+	releaseSpacing = 500 * time.Microsecond
 )
 
 // The outcomes of a request that found no task to offer, as counted in
@@ -46,8 +53,9 @@ const (
 // its set went from some tasks to none, or every task of it refused
 // connections. It is immutable but for over, closed when it ends.
 type outage struct {
-	since time.Time
-	over  chan struct{}
+	since    time.Time
+	over     chan struct{}
+	released atomic.Int64 // requests released since it ended
 }
 
 // reachCheck is a connection check of the served tasks; done is closed
@@ -111,11 +119,25 @@ func (p *taskPool) awaitOutageEnd(ctx context.Context, o *outage, bound time.Dur
 	select {
 	case <-o.over:
 		outcome = waitTask
+		p.awaitTurn(ctx, o)
 	case <-ctx.Done():
 		outcome = waitCanceled
 	case <-p.clock.After(left):
 	}
 	p.countWait(outcome, p.clock.Now().Sub(start))
+}
+
+// awaitTurn holds a request released from the ended outage o until its
+// turn: releaseSpacing after the one released before it.
+func (p *taskPool) awaitTurn(ctx context.Context, o *outage) {
+	turn := time.Duration(o.released.Add(1)-1) * releaseSpacing
+	if turn <= 0 {
+		return
+	}
+	select {
+	case <-ctx.Done():
+	case <-p.clock.After(turn):
+	}
 }
 
 // joinWaiters counts a request in, starting the watch of the outage if

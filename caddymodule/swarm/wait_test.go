@@ -197,10 +197,17 @@ func TestSwarmWaitingRequestsAreCapped(t *testing.T) {
 	}
 	script.set(resultOK, "10.0.0.1")
 	loop.refresh()
-	for _, req := range []request{first, second} {
-		if got := req.result(t); len(got) != 1 {
-			t.Fatalf("a waiting request got %v, want the task back", got)
-		}
+	if got := first.result(t); len(got) != 1 {
+		t.Fatalf("the first waiting request got %v, want the task back", got)
+	}
+	// the second is released releaseSpacing after the first
+	if d := clk.awaitWait(t); d != releaseSpacing {
+		t.Fatalf("the second request is held %v, want %v", d, releaseSpacing)
+	}
+	second.assertWaiting(t)
+	clk.Advance(releaseSpacing)
+	if got := second.result(t); len(got) != 1 {
+		t.Fatalf("the second waiting request got %v, want the task back", got)
 	}
 }
 

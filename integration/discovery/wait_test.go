@@ -42,7 +42,8 @@ func TestSingleReplicaStopFirstUpdateLosesNoRequest(t *testing.T) {
 	t.Logf("stop-first update, %v gap, 200 req/s open-loop: %v", stopFirstGap, sum)
 	t.Logf("update at %v: %s", updateAt, slowest(res, 5))
 	if sum.Failed > 0 || sum.Sent < 1500 {
-		t.Errorf("%d of %d requests failed: %v", sum.Failed, sum.Sent, sum.Failures)
+		t.Errorf("%d of %d requests failed: %v; %s", sum.Failed, sum.Sent, sum.Failures, failureSpan(res))
+		logSwarm(t, e)
 	}
 	// the contract: ≤ gap + 1 s; the margin is for a loaded test machine
 	if limit := stopFirstGap + time.Second + loadedMargin; sum.Worst > limit {
@@ -63,6 +64,37 @@ func slowest(res *openload.Result, n int) string {
 		parts = append(parts, fmt.Sprintf("sent at %v took %v", rec.At.Round(time.Millisecond), rec.Latency.Round(time.Millisecond)))
 	}
 	return "slowest: " + strings.Join(parts, "; ")
+}
+
+// failureSpan says when the failed requests were sent and how long they
+// took.
+func failureSpan(res *openload.Result) string {
+	var first, last *openload.Record
+	var slowest time.Duration
+	for i, rec := range res.Records {
+		if rec.Err == "" {
+			continue
+		}
+		if first == nil {
+			first = &res.Records[i]
+		}
+		last = &res.Records[i]
+		slowest = max(slowest, rec.Latency)
+	}
+	if first == nil {
+		return "none failed"
+	}
+	return fmt.Sprintf("failed requests sent from %v to %v, the slowest took %v",
+		first.At.Round(time.Millisecond), last.At.Round(time.Millisecond), slowest.Round(time.Millisecond))
+}
+
+// logSwarm logs the edge's swarm log lines.
+func logSwarm(t *testing.T, e *edge.Edge) {
+	for _, line := range strings.Split(e.Output(), "\n") {
+		if strings.Contains(line, `"logger":"swarm"`) {
+			t.Log(line)
+		}
+	}
 }
 
 // loadedMargin is added to latency bounds that a busy test machine can
