@@ -81,7 +81,8 @@ func testSingleReplica(t *testing.T, root string) {
 	if after[0].ID == before[0].ID {
 		t.Fatal("the task was not replaced by the update")
 	}
-	t.Logf("update completed after %v", time.Since(started).Round(100*time.Millisecond))
+	t.Logf("update completed after %v; task address %s, then %s", time.Since(started).Round(100*time.Millisecond),
+		before[0].Addresses[singleNetwork], after[0].Addresses[singleNetwork])
 	time.Sleep(3 * time.Second) // steady load after the update
 
 	docker(t, "stop", "--time", "30", client)
@@ -92,5 +93,10 @@ func testSingleReplica(t *testing.T, root string) {
 	t.Logf("single replica through a stop-first update, %d req/s open-loop: %v", singleRate, sum)
 	if sum.Failed > 0 || sum.Sent < singleRate*5 {
 		t.Errorf("%d of %d requests failed: %v", sum.Failed, sum.Sent, sum.Failures)
+		for _, line := range strings.Split(docker(t, "service", "logs", "--raw", singleEdge), "\n") {
+			if strings.Contains(line, `"logger":"swarm"`) {
+				t.Log(line)
+			}
+		}
 	}
 }
