@@ -93,7 +93,8 @@ func testSingleReplica(t *testing.T, root string) {
 	t.Logf("single replica through a stop-first update, %d req/s open-loop: %v", singleRate, sum)
 	if sum.Failed > 0 || sum.Sent < singleRate*5 {
 		t.Errorf("%d of %d requests failed: %v", sum.Failed, sum.Sent, sum.Failures)
-		for _, line := range strings.Split(docker(t, "service", "logs", "--raw", singleEdge), "\n") {
+		logs, _ := execCombined("docker", "service", "logs", "--raw", singleEdge) // Caddy logs on stderr
+		for _, line := range strings.Split(logs, "\n") {
 			if strings.Contains(line, `"logger":"swarm"`) {
 				t.Log(line)
 			}
