@@ -44,6 +44,9 @@ func testSingleReplica(t *testing.T, root string) {
 		"--config", "source="+singleConfig+",target=/etc/caddy/Caddyfile",
 		"--env", "SWARMEDGE_OVERLAY_CIDR="+singleNetworkCIDR,
 		"--env", "SWARMEDGE_SERVICE="+singleApp,
+		// Swarm's gap here (stop, start, first healthcheck) took up to 16 s
+		// on a loaded 2-core machine: longer than the default 10s
+		"--env", "SWARMEDGE_WAIT_FOR_TASKS=30s",
 		"--health-interval", "2s",
 		edgeImage)
 	cleanup(t, "edge", func() error { return removeService(t, singleEdge) })
