@@ -55,14 +55,15 @@ func TestAdaptExample(t *testing.T) {
 	}{
 		{golden: "example"},
 		{golden: "example_env", env: map[string]string{
-			"SWARMEDGE_SERVICE":      "web",
-			"SWARMEDGE_SERVICE_PORT": "8080",
-			"SWARMEDGE_RESOLVERS":    "127.0.0.53:5353 10.0.0.2",
-			"SWARMEDGE_OVERLAY_CIDR": "10.1.32.0/20",
-			"SWARMEDGE_HTTP_PORT":    "8000",
-			"SWARMEDGE_ADMIN":        "127.0.0.1:2999",
-			"SWARMEDGE_BIND":         "127.0.0.1",
-			"SWARMEDGE_METRICS_PORT": "9100",
+			"SWARMEDGE_SERVICE":        "web",
+			"SWARMEDGE_SERVICE_PORT":   "8080",
+			"SWARMEDGE_RESOLVERS":      "127.0.0.53:5353 10.0.0.2",
+			"SWARMEDGE_WAIT_FOR_TASKS": "30s",
+			"SWARMEDGE_OVERLAY_CIDR":   "10.1.32.0/20",
+			"SWARMEDGE_HTTP_PORT":      "8000",
+			"SWARMEDGE_ADMIN":          "127.0.0.1:2999",
+			"SWARMEDGE_BIND":           "127.0.0.1",
+			"SWARMEDGE_METRICS_PORT":   "9100",
 		}},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {

@@ -51,6 +51,13 @@ type swarmServiceStatus struct {
 	LastResult string `json:"last_result"`
 	// Why the last lookup was not ok.
 	LastError string `json:"last_error,omitempty"`
+	// Since when there is no task to offer after there were some (the
+	// set emptied, or every task refused connections); null otherwise.
+	NoTaskSince *time.Time `json:"no_task_since"`
+	// Requests waiting for a task now (wait_for_tasks).
+	Waiting int `json:"waiting"`
+	// Requests that have waited for a task, in all.
+	Waited uint64 `json:"waited"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -93,6 +100,11 @@ func swarmServices() []swarmServiceStatus {
 	for key, pool := range swarmRegistry.pools {
 		snap := pool.snapshot.Load()
 		st := pool.loop.status.Load()
+		waiting, waited := pool.waitCounts()
+		var noTaskSince time.Time
+		if o := pool.waits.outage.Load(); o != nil {
+			noTaskSince = o.since
+		}
 		services = append(services, swarmServiceStatus{
 			Name:        key.name,
 			Port:        key.port,
@@ -107,6 +119,9 @@ func swarmServices() []swarmServiceStatus {
 			LastGood:    timeOrNil(st.lastGood),
 			LastResult:  string(st.lastResult),
 			LastError:   errorText(st.lastErr),
+			NoTaskSince: timeOrNil(noTaskSince),
+			Waiting:     waiting,
+			Waited:      waited,
 		})
 	}
 	swarmRegistry.Unlock()

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -24,6 +25,7 @@ func init() {
 //		health_uri          <uri>
 //		health_interval     <duration>
 //		health_timeout      <duration>
+//		wait_for_tasks      <duration>
 //	}
 //
 // Each subdirective may appear once.
@@ -96,27 +98,46 @@ func (su *Upstreams) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("swarm: health_uri: %v", err)
 			}
 
+		case "wait_for_tasks":
+			dur, err := durationArg(d, sub)
+			if err != nil {
+				return err
+			}
+			if dur < 0 {
+				return d.Errf("swarm: wait_for_tasks: must not be negative (0 turns it off), not %s", time.Duration(dur))
+			}
+			su.WaitForTasks = &dur
+
 		default:
 			field := su.durationField(sub)
 			if field == nil {
 				return d.Errf("swarm: unknown subdirective %q", sub)
 			}
-			var text string
-			if !d.AllArgs(&text) {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(text)
+			dur, err := durationArg(d, sub)
 			if err != nil {
-				return d.Errf("swarm: %s: bad duration %q: %v", sub, text, err)
+				return err
 			}
 			// only dial_fallback_delay has a meaning for negative values
 			if dur <= 0 && sub != "dial_fallback_delay" {
-				return d.Errf("swarm: %s: must be positive, not %s", sub, text)
+				return d.Errf("swarm: %s: must be positive, not %s", sub, time.Duration(dur))
 			}
-			*field = caddy.Duration(dur)
+			*field = dur
 		}
 	}
 	return nil
+}
+
+// durationArg reads the one duration argument of subdirective sub.
+func durationArg(d *caddyfile.Dispenser, sub string) (caddy.Duration, error) {
+	var text string
+	if !d.AllArgs(&text) {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(text)
+	if err != nil {
+		return 0, d.Errf("swarm: %s: bad duration %q: %v", sub, text, err)
+	}
+	return caddy.Duration(dur), nil
 }
 
 // durationField returns the field of a duration subdirective, or nil.

@@ -9,6 +9,12 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
+// durationPtr returns a pointer to d as a caddy.Duration.
+func durationPtr(d time.Duration) *caddy.Duration {
+	cd := caddy.Duration(d)
+	return &cd
+}
+
 func TestSwarmUnmarshalCaddyfile(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -29,14 +35,19 @@ func TestSwarmUnmarshalCaddyfile(t *testing.T) {
 			health_uri /healthz?full=1
 			health_interval 3s
 			health_timeout 750ms
+			wait_for_tasks 30s
 		}`, want: Upstreams{
 			Service: "app", Port: 8080, Name: "tasks.app.internal",
 			Refresh: caddy.Duration(500 * time.Millisecond), Resolvers: []string{"127.0.0.11", "10.0.0.2:5353"},
 			MaxStale: caddy.Duration(10 * time.Minute), Versions: []string{"ipv4", "ipv6"},
 			DialTimeout: caddy.Duration(2 * time.Second), DialFallbackDelay: caddy.Duration(-time.Second),
 			HealthURI: "/healthz?full=1", HealthInterval: caddy.Duration(3 * time.Second),
-			HealthTimeout: caddy.Duration(750 * time.Millisecond),
+			HealthTimeout: caddy.Duration(750 * time.Millisecond), WaitForTasks: durationPtr(30 * time.Second),
 		}},
+		{name: "wait_for_tasks off", input: "swarm app {\n\twait_for_tasks 0\n}", want: Upstreams{Service: "app", WaitForTasks: durationPtr(0)}},
+		{name: "negative wait_for_tasks", input: "swarm app {\n\twait_for_tasks -1s\n}", wantErr: "wait_for_tasks: must not be negative"},
+		{name: "bad wait_for_tasks", input: "swarm app {\n\twait_for_tasks long\n}", wantErr: `wait_for_tasks: bad duration "long"`},
+		{name: "wait_for_tasks missing", input: "swarm app {\n\twait_for_tasks\n}", wantErr: "wrong argument count"},
 		{name: "no service", input: `swarm`, wantErr: "service name is required"},
 		{name: "bad service", input: `swarm {http.host}`, wantErr: "service:"},
 		{name: "port not a number", input: `swarm app http`, wantErr: `bad port "http"`},

@@ -73,6 +73,8 @@ type taskPool struct {
 	ctx    context.Context // the process's, cancelled by stop
 	cancel context.CancelFunc
 
+	waits taskWaits // outages and the requests waiting through them
+
 	mu     sync.Mutex
 	addrs  []netip.Addr         // the loop's current set
 	stale  bool                 // the set is older than max_stale
@@ -93,6 +95,7 @@ func newTaskPool(key poolKey, loop *dnsLoop, clock swarmClock) *taskPool {
 	if key.healthURI != "" {
 		p.probe = p.httpProbe
 	}
+	p.waits.max = maxWaitingRequests
 	p.snapshot.Store(&poolSnapshot{tasks: []taskStatus{}})
 	return p
 }
@@ -124,13 +127,14 @@ func (p *taskPool) sync(st *dnsStatus, now time.Time) {
 			log.Info("DNS answers again; serving tasks", zap.Int("tasks", len(st.addrs)))
 		}
 	}
+	prev := p.addrs
 	p.addrs, p.stale = st.addrs, stale
 	for addr := range p.health {
 		if !p.has(addr) {
 			delete(p.health, addr)
 		}
 	}
-	p.publish()
+	p.publishSet(prev, now)
 }
 
 // has reports whether addr is in the current set. p.mu must be held.

@@ -11,9 +11,11 @@ import (
 // swarmMetrics are process-wide, like the loops they count: created once
 // and registered into each config's registry by Provision.
 var swarmMetrics = struct {
-	refreshes *prometheus.CounterVec
-	probes    *prometheus.CounterVec
-	state     swarmStateCollector
+	refreshes   *prometheus.CounterVec
+	probes      *prometheus.CounterVec
+	waited      *prometheus.CounterVec
+	waitSeconds *prometheus.HistogramVec
+	state       swarmStateCollector
 }{
 	refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace,
@@ -27,6 +29,19 @@ var swarmMetrics = struct {
 		Name:      "probes_total",
 		Help:      "Health probes of swarm tasks, by result: ok, status (not 2xx), timeout, error.",
 	}, []string{"name", "port", "result"}),
+	waited: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metrics.Namespace,
+		Subsystem: "swarm",
+		Name:      "waited_total",
+		Help:      "Requests that found no task and waited for one (wait_for_tasks), by outcome: task (one came), expired, canceled, full (too many waiting: not waited).",
+	}, []string{"name", "port", "outcome"}),
+	waitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metrics.Namespace,
+		Subsystem: "swarm",
+		Name:      "wait_seconds",
+		Help:      "How long requests waited for a task (wait_for_tasks).",
+		Buckets:   []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30},
+	}, []string{"name", "port"}),
 	state: swarmStateCollector{
 		tasks: prometheus.NewDesc(prometheus.BuildFQName(metrics.Namespace, "swarm", "tasks"),
 			"Swarm tasks being served, per name and port.", []string{"name", "port"}, nil),
@@ -37,7 +52,9 @@ var swarmMetrics = struct {
 
 // swarmCollectors returns the collectors Provision registers.
 func swarmCollectors() []prometheus.Collector {
-	return []prometheus.Collector{swarmMetrics.refreshes, swarmMetrics.probes, swarmMetrics.state}
+	return []prometheus.Collector{
+		swarmMetrics.refreshes, swarmMetrics.probes, swarmMetrics.waited, swarmMetrics.waitSeconds, swarmMetrics.state,
+	}
 }
 
 // swarmStateCollector reports the process-wide state when scraped, so a

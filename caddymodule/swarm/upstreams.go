@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -100,8 +101,21 @@ type Upstreams struct {
 	// Default: 1s (with health_uri)
 	HealthTimeout caddy.Duration `json:"health_timeout,omitempty"`
 
-	pool   *taskPool
-	logger *zap.Logger
+	// How long a request waits for a task when the service has just lost
+	// all of them: its set went from some tasks to none (a single
+	// replica's stop-first update), or every task refused connections on
+	// a retry (lb_retries). The bound counts from the moment the tasks
+	// were lost, and the request's own context bounds it too; meanwhile
+	// the name is looked up every 250ms. Once the service has had no task
+	// for longer, requests get 503 at once: a service scaled to 0 fails
+	// fast, and so does one that never had a task. At most 1024 requests
+	// wait per service; more get 503 at once. 0 turns it off.
+	// Default: 10s
+	WaitForTasks *caddy.Duration `json:"wait_for_tasks,omitempty"`
+
+	pool      *taskPool
+	logger    *zap.Logger
+	waitBound time.Duration // WaitForTasks with its default
 }
 
 // CaddyModule returns the Caddy module information.
@@ -135,6 +149,11 @@ func (su *Upstreams) Provision(ctx caddy.Context) error {
 	if su.DialTimeout == 0 {
 		su.DialTimeout = caddy.Duration(defaultSwarmDialTimeout)
 	}
+	if su.WaitForTasks == nil {
+		wait := caddy.Duration(defaultWaitForTasks)
+		su.WaitForTasks = &wait
+	}
+	su.waitBound = time.Duration(*su.WaitForTasks)
 	if su.HealthURI != "" {
 		if su.HealthInterval == 0 {
 			su.HealthInterval = caddy.Duration(defaultSwarmHealthInterval)
@@ -187,6 +206,7 @@ func (su *Upstreams) Validate() error {
 		{"dial_timeout", su.DialTimeout},
 		{"health_interval", su.HealthInterval},
 		{"health_timeout", su.HealthTimeout},
+		{"wait_for_tasks", ptrOrZero(su.WaitForTasks)},
 	} {
 		if d.value < 0 {
 			return fmt.Errorf("swarm: %s: must not be negative: %s", d.field, time.Duration(d.value))
@@ -205,11 +225,16 @@ func (su *Upstreams) Validate() error {
 
 // GetUpstreams returns one new upstream per task being served. Caddy writes
 // into the returned values, so they are fresh on every call; their dial
-// addresses were built when the set of tasks or their health changed. With
-// no task to serve
-// it returns an empty list, so that Caddy answers 503 at once.
-func (su *Upstreams) GetUpstreams(*http.Request) ([]*reverseproxy.Upstream, error) {
-	dials := su.pool.snapshot.Load().dials
+// addresses were built when the set of tasks or their health changed.
+// When the service has just lost all its tasks, it first waits for one
+// (wait_for_tasks). With no task to serve it returns an empty list, so
+// that Caddy answers 503.
+func (su *Upstreams) GetUpstreams(r *http.Request) ([]*reverseproxy.Upstream, error) {
+	ctx := context.Background()
+	if r != nil {
+		ctx = r.Context()
+	}
+	dials := su.pool.servedDials(ctx, su.waitBound)
 	if len(dials) == 0 {
 		if c := su.logger.Check(zapcore.ErrorLevel, "no swarm tasks to proxy to"); c != nil {
 			c.Write(zap.String("name", su.Name), zap.Int("port", su.Port),
@@ -225,10 +250,15 @@ func (su *Upstreams) GetUpstreams(*http.Request) ([]*reverseproxy.Upstream, erro
 }
 
 // ResetCache asks the shared lookup for an early re-resolve; Caddy calls it
-// before each retry (lb_retries). It never blocks: the lookup runs in the
-// background, at most once per minEarlyRefreshGap.
+// before each retry (lb_retries). With wait_for_tasks it also starts a
+// check of whether any task still accepts connections, which the retry
+// then waits for in GetUpstreams. It never blocks: the lookup and the
+// check run in the background, at most once per minEarlyRefreshGap.
 func (su *Upstreams) ResetCache(*http.Request) error {
 	su.pool.loop.requestEarlyRefresh()
+	if su.waitBound > 0 {
+		su.pool.checkReachable()
+	}
 	return nil
 }
 
@@ -271,6 +301,14 @@ func (su *Upstreams) loopSettings() loopSettings {
 		dialTimeout:       time.Duration(su.DialTimeout),
 		dialFallbackDelay: time.Duration(su.DialFallbackDelay),
 	}
+}
+
+// ptrOrZero returns *d, or 0 for nil.
+func ptrOrZero(d *caddy.Duration) caddy.Duration {
+	if d == nil {
+		return 0
+	}
+	return *d
 }
 
 // checkSwarmName accepts a DNS name that can be looked up as it is.

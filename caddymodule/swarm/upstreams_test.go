@@ -150,9 +150,13 @@ func TestSwarmProvisionDefaultsAndValidate(t *testing.T) {
 		Resolvers: []string{srv.addr}, MaxStale: caddy.Duration(5 * time.Minute), Versions: []string{"ipv4"},
 		DialTimeout: caddy.Duration(time.Second), HealthURI: "/healthz",
 		HealthInterval: caddy.Duration(2 * time.Second), HealthTimeout: caddy.Duration(time.Second),
+		WaitForTasks: durationPtr(10 * time.Second),
+	}
+	if su.waitBound != 10*time.Second {
+		t.Fatalf("waitBound %v, want the default wait_for_tasks, 10s", su.waitBound)
 	}
 	got := *su
-	got.pool, got.logger = nil, nil
+	got.pool, got.logger, got.waitBound = nil, nil, 0
 	if !jsonEqual(t, got, want) {
 		t.Fatalf("after Provision:\n%+v\nwant\n%+v", got, want)
 	}
@@ -170,6 +174,8 @@ func TestSwarmProvisionDefaultsAndValidate(t *testing.T) {
 		{"bad version", func(s *Upstreams) { s.Versions = []string{"ipv5"} }, "versions:"},
 		{"negative refresh", func(s *Upstreams) { s.Refresh = -1 }, "refresh:"},
 		{"negative max_stale", func(s *Upstreams) { s.MaxStale = -1 }, "max_stale:"},
+		{"negative wait_for_tasks", func(s *Upstreams) { s.WaitForTasks = durationPtr(-time.Second) }, "wait_for_tasks: must not be negative"},
+		{"wait_for_tasks off", func(s *Upstreams) { s.WaitForTasks = durationPtr(0) }, ""},
 		{"health settings without uri", func(s *Upstreams) { s.HealthURI = "" }, "need health_uri"},
 		{"relative health uri", func(s *Upstreams) { s.HealthURI = "healthz" }, "health_uri:"},
 	} {

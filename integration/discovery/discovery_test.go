@@ -134,8 +134,9 @@ func TestTaskKilledUnderLoad(t *testing.T) {
 // from: the edge has had one lookup to notice a dropped record.
 const settleAfterKill = refresh + time.Second
 
-// TestNoTaskAnswers503AtOnce scales to 0: once the edge has no task, it
-// answers 503 at once even while DNS takes seconds to answer NXDOMAIN,
+// TestNoTaskAnswers503AtOnce scales to 0: once the edge has had no task
+// for longer than wait_for_tasks, it answers 503 at once even while DNS
+// takes seconds to answer NXDOMAIN,
 // and when the service is back, traffic reaches every task within 3 s.
 func TestNoTaskAnswers503AtOnce(t *testing.T) {
 	s := startService(t, 5)
@@ -146,6 +147,8 @@ func TestNoTaskAnswers503AtOnce(t *testing.T) {
 	}
 	// an empty set takes two NXDOMAIN answers in a row
 	testsupport.WaitFor(t, "edge serves no task", 30*time.Second, func() bool { return len(adminTasks(t, e)) == 0 })
+	// until wait_for_tasks has passed, requests wait for a task to come back
+	waitOutWaitForTasks(t, e)
 	const nxDomainDelay = 10 * time.Second
 	s.SetNXDomainDelay(nxDomainDelay) // Docker's slow NXDOMAIN: the edge must not wait for it
 

@@ -60,6 +60,7 @@ func TestSwarm(t *testing.T) {
 
 	t.Run("services", func(t *testing.T) { testServices(t, root) })
 	t.Run("stack", func(t *testing.T) { testStack(t, root) })
+	t.Run("single replica", func(t *testing.T) { testSingleReplica(t, root) })
 }
 
 // buildImages builds the edge and the app from their deploy/ Dockerfiles,

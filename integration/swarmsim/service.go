@@ -131,9 +131,10 @@ type Service struct {
 	// backends. Rebuilt under mu on every change, read without locks.
 	endpoints atomic.Pointer[[]*task]
 
-	mu     sync.Mutex
-	slots  []*task // slot k at index k-1; nil when vacant
-	closed bool
+	mu      sync.Mutex
+	slots   []*task // slot k at index k-1; nil when vacant
+	updates int     // StopFirstUpdate calls, each a new address
+	closed  bool
 }
 
 var errClosed = errors.New("service is closed")

@@ -5,6 +5,9 @@
 //	                      the result as JSON (e2e.LoadResult) and progress
 //	                      on stderr. Stops after -requests, on SIGTERM
 //	                      (docker stop) or after -max-duration.
+//	loadclient -rate N    open-loop GETs at N a second (integration/openload)
+//	                      until SIGTERM or -max-duration; prints the
+//	                      summary as JSON
 //	loadclient get <url>  prints the body of one GET; fails unless 200
 package main
 
@@ -23,6 +26,7 @@ import (
 
 	"github.com/swarmedge/swarmedge/integration/e2e"
 	"github.com/swarmedge/swarmedge/integration/load"
+	"github.com/swarmedge/swarmedge/integration/openload"
 )
 
 func main() {
@@ -35,6 +39,7 @@ func main() {
 	flag.IntVar(&cfg.Requests, "requests", 0, "stop after this many requests (0: until stopped)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	flag.DurationVar(&cfg.Duration, "max-duration", 2*time.Minute, "stop after this long")
+	rate := flag.Int("rate", 0, "send open-loop at this many requests a second instead (-connections and -requests unused)")
 	flag.Parse()
 
 	if flag.Arg(0) == "get" && flag.NArg() == 2 {
@@ -47,12 +52,18 @@ func main() {
 		log.Fatal("usage: loadclient [flags] | loadclient get <url>")
 	}
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *rate > 0 {
+		if err := openLoop(ctx, cfg, *rate); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	run, err := e2e.StartCheckedLoad(cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	go func() {
 		<-ctx.Done()
 		run.Stop()
@@ -68,6 +79,19 @@ func main() {
 	if err := json.NewEncoder(os.Stdout).Encode(run.Result()); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// openLoop sends rate requests a second until ctx ends or cfg.Duration
+// passes, reporting progress on stderr, and prints the summary.
+func openLoop(ctx context.Context, cfg load.Config, rate int) error {
+	fmt.Fprintln(os.Stderr, "progress open-loop started")
+	res, err := openload.Run(ctx, openload.Config{
+		URL: cfg.URL, AllowAnyHost: true, Rate: rate, Duration: cfg.Duration, Timeout: cfg.Timeout,
+	})
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(res.Summary())
 }
 
 func get(url string) error {
