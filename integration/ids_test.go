@@ -50,14 +50,15 @@ http://127.0.0.1:{{.HTTPPort}} {
 `, idsMachineID, settings, site)
 }
 
-// fetchIDs asks the endpoint for count IDs as text; nil when it answers 503.
+// fetchIDs asks the endpoint for count IDs as text; nil when it answers 503
+// (no ID in time) or 429 (this client has its share of IDs in flight).
 func fetchIDs(t testing.TB, e *edge.Edge, count int) []int64 {
 	t.Helper()
 	resp, body := get(t, http.MethodGet, e.URL(fmt.Sprintf("/id?format=text&count=%d", count)), nil)
 	switch resp.StatusCode {
 	case http.StatusOK:
 		return parseIDLines(t, body)
-	case http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		return nil
 	}
 	t.Fatalf("/id: status %d: %s", resp.StatusCode, body)
@@ -102,20 +103,24 @@ func TestReloadLayoutChange(t *testing.T) {
 			e := edge.MustStart(t, idsCaddyfile("", ""))
 			var ledger idLedger
 			var before []int64
-			// Clients fetch during the reload too.
+			// Clients fetch during the reload too. Their IDs count as
+			// "before" only when the fetch ended before the reload began:
+			// one still running may be served by the new generator, after
+			// the first fetches below.
 			var (
-				busy     sync.WaitGroup
-				stop     atomic.Bool
-				reloaded atomic.Bool
-				mu       sync.Mutex
+				busy        sync.WaitGroup
+				stop        atomic.Bool
+				reloadBegun atomic.Bool
+				mu          sync.Mutex
 			)
+			// 2 × 500 in flight leaves this client's share (2,000) room
+			// for the 1,000 fetched after the reload.
 			for range 2 {
 				busy.Go(func() {
 					for !stop.Load() {
-						started := reloaded.Load()
-						ids := fetchIDs(t, e, 1000)
+						ids := fetchIDs(t, e, 500)
 						ledger.add(t, ids)
-						if !started {
+						if !reloadBegun.Load() {
 							mu.Lock()
 							before = append(before, ids...)
 							mu.Unlock()
@@ -124,8 +129,8 @@ func TestReloadLayoutChange(t *testing.T) {
 				})
 			}
 			time.Sleep(300 * time.Millisecond)
+			reloadBegun.Store(true)
 			err := e.Reload(idsCaddyfile(tc.settings, ""))
-			reloaded.Store(true)
 			var after []int64
 			for range 5 {
 				ids := fetchIDs(t, e, 1000)
