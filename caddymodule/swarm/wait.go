@@ -223,16 +223,30 @@ func (p *taskPool) checkReachable() {
 	go func() {
 		defer close(check.done)
 		defer w.check.Store(nil)
-		reachable := anyAccepts(p.ctx, dials)
+		withdrawn := p.dnsWithdrewAll()
+		reachable := !withdrawn && anyAccepts(p.ctx, dials)
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		switch {
 		case reachable:
 			p.endOutage("a task accepts connections again")
-		case slices.Equal(p.snapshot.Load().dials, dials):
+		case !slices.Equal(p.snapshot.Load().dials, dials):
+		case withdrawn:
+			p.startOutage(p.clock.Now(), "DNS lists no task any more and a request failed")
+		default:
 			p.startOutage(p.clock.Now(), "every task refuses connections")
 		}
 	}()
+}
+
+// dnsWithdrewAll reports whether DNS's latest answer listed no task while
+// the set still holds the last ones, kept until a second empty answer
+// confirms it. Checked after a request failed, it means those tasks are on
+// their way out: in a stop-first update Swarm drops the old task from DNS
+// about a second before stopping it, and a request that fails on it then
+// marks it down (fail_duration) although it still accepts connections.
+func (p *taskPool) dnsWithdrewAll() bool {
+	return p.loop.status.Load().emptyStreak > 0
 }
 
 // anyAccepts reports whether a TCP connection to any of dials succeeds

@@ -294,6 +294,46 @@ func TestSwarmWaitWhileEveryTaskRefuses(t *testing.T) {
 	}
 }
 
+// A stop-first update: DNS drops the only task a second before it stops,
+// the set keeps it until a second empty answer, and a request fails on it
+// (Caddy has marked it down) while it still accepts connections. The retry
+// waits for the new task instead of getting a 503.
+func TestSwarmWaitWhenDNSWithdrewTheTasks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	clk, script, loop, pool := newTestPool(t, poolKey{port: uint16(port)})
+	t.Cleanup(pool.stop)
+	script.set(resultOK, "127.0.0.1")
+	loop.refresh()
+	su := &Upstreams{Name: "tasks.app", pool: pool, logger: swarmLog(), waitBound: 10 * time.Second}
+
+	// one empty answer: the task is kept and still accepts, so a retry
+	// after a failure on it waits
+	script.set(resultEmpty)
+	loop.refresh()
+	if got := served(pool); len(got) != 1 {
+		t.Fatalf("served %v after one empty answer, want the task kept", got)
+	}
+	_ = su.ResetCache(nil)
+	req := startRequest(su, context.Background())
+	awaitParked(t, clk, true)
+	if pool.waits.outage.Load() == nil {
+		t.Fatal("no outage after a failure on a task DNS no longer lists")
+	}
+
+	// the new task appears: the waiting request goes there
+	script.set(resultOK, "127.0.0.2")
+	loop.refresh()
+	want := "127.0.0.2:" + strconv.Itoa(port)
+	if got := req.result(t); !slices.Equal(got, []string{want}) {
+		t.Fatalf("got %v, want the new task %s", got, want)
+	}
+}
+
 func TestSwarmExpiredRefusalOutageEndsWhenTheTaskAcceptsAgain(t *testing.T) {
 	port := closedPort(t)
 	clk, script, loop, pool := newTestPool(t, poolKey{port: uint16(port)})
