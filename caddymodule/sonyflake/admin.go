@@ -2,13 +2,12 @@ package sonyflake
 
 import (
 	"cmp"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/swarmedge/swarmedge/caddymodule/internal/adminapi"
 )
 
 func init() {
@@ -58,15 +57,7 @@ func (a adminSonyflake) Routes() []caddy.AdminRoute {
 
 // handleState answers GET with the state of every started generator.
 func (adminSonyflake) handleState(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method not allowed")}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(processRegistry.states()); err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
-	}
-	return nil
+	return adminapi.GetJSON(processRegistry.states)(w, r)
 }
 
 // states returns the state of each slot whose generator has started,

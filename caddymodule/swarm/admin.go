@@ -2,13 +2,12 @@ package swarm
 
 import (
 	"cmp"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/swarmedge/swarmedge/caddymodule/internal/adminapi"
 )
 
 func init() {
@@ -78,18 +77,7 @@ func (a adminSwarm) Routes() []caddy.AdminRoute {
 
 // handleUpstreams answers GET with the state of every task pool.
 func (adminSwarm) handleUpstreams(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		return caddy.APIError{
-			HTTPStatus: http.StatusMethodNotAllowed,
-			Err:        fmt.Errorf("method not allowed"),
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(swarmServices()); err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
-	}
-	return nil
+	return adminapi.GetJSON(swarmServices)(w, r)
 }
 
 // swarmServices returns the state of every task pool in the process,
