@@ -255,13 +255,21 @@ func closedPort(t *testing.T) int {
 	return port
 }
 
-func TestSwarmWaitWhileEveryTaskRefuses(t *testing.T) {
-	port := closedPort(t)
+// loopbackTaskSource is a source with a 10s wait_for_tasks whose one task
+// is 127.0.0.1:port.
+func loopbackTaskSource(t *testing.T, port int) (*fakeLoopClock, *scriptedLookup, *dnsLoop, *taskPool, *Upstreams) {
+	t.Helper()
 	clk, script, loop, pool := newTestPool(t, poolKey{port: uint16(port)})
 	t.Cleanup(pool.stop)
 	script.set(resultOK, "127.0.0.1")
 	loop.refresh()
 	su := &Upstreams{Name: "tasks.app", pool: pool, logger: swarmLog(), waitBound: 10 * time.Second}
+	return clk, script, loop, pool, su
+}
+
+func TestSwarmWaitWhileEveryTaskRefuses(t *testing.T) {
+	port := closedPort(t)
+	clk, _, _, pool, su := loopbackTaskSource(t, port)
 	dial := "127.0.0.1:" + strconv.Itoa(port)
 
 	// a retry: the check finds that no task accepts, and the retry waits
@@ -305,11 +313,7 @@ func TestSwarmWaitWhenDNSWithdrewTheTasks(t *testing.T) {
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	clk, script, loop, pool := newTestPool(t, poolKey{port: uint16(port)})
-	t.Cleanup(pool.stop)
-	script.set(resultOK, "127.0.0.1")
-	loop.refresh()
-	su := &Upstreams{Name: "tasks.app", pool: pool, logger: swarmLog(), waitBound: 10 * time.Second}
+	clk, script, loop, pool, su := loopbackTaskSource(t, port)
 
 	// one empty answer: the task is kept and still accepts, so a retry
 	// after a failure on it waits
@@ -336,11 +340,7 @@ func TestSwarmWaitWhenDNSWithdrewTheTasks(t *testing.T) {
 
 func TestSwarmExpiredRefusalOutageEndsWhenTheTaskAcceptsAgain(t *testing.T) {
 	port := closedPort(t)
-	clk, script, loop, pool := newTestPool(t, poolKey{port: uint16(port)})
-	t.Cleanup(pool.stop)
-	script.set(resultOK, "127.0.0.1")
-	loop.refresh()
-	su := &Upstreams{Name: "tasks.app", pool: pool, logger: swarmLog(), waitBound: 10 * time.Second}
+	clk, _, _, pool, su := loopbackTaskSource(t, port)
 	dial := "127.0.0.1:" + strconv.Itoa(port)
 
 	_ = su.ResetCache(nil)
