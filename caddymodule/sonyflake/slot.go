@@ -137,7 +137,10 @@ func (s *slot) successor(prev *generator, l layout, storage certmagic.Storage, l
 		}
 		// Never the time unit this process started in: the previous
 		// process may have minted in it.
-		after = max(stored, l.compose(l.unitsAt(now), l.maxSequence(), s.machineID))
+		after = max(stored.ID, l.compose(l.unitsAt(now), l.maxSequence(), s.machineID))
+		if err := checkResumable(l, s.machineID, stored, l.decompose(after).Time+1, now); err != nil {
+			return nil, err
+		}
 	}
 	succ := newGenerator(l, s.machineID, after, s.reg.now, s.reg.sleep)
 	due := l.timeOf(succ.lastUnits() + 1)
@@ -146,9 +149,8 @@ func (s *slot) successor(prev *generator, l layout, storage certmagic.Storage, l
 	case wait <= 0:
 	case prev != nil && wait > maxSwitchWait:
 		return nil, refusal(prev.layout, l, s.machineID, due)
-	case prev == nil && wait > 2*reservationLead(l)+l.unit:
-		// Beyond what a restart at once finds: the clock stepped back
-		// since the reservation was written.
+	case prev == nil && wait > restartLead(l):
+		// The clock stepped back since the reservation was written.
 		logger.Warn("sonyflake: the clock is behind the IDs reserved in storage; minting resumes when it gets there",
 			zap.Int64("machine_id", s.machineID), zap.Time("resumes", due))
 	default:

@@ -154,8 +154,8 @@ func TestRestartContinuesAboveReservation(t *testing.T) {
 				last = mustStamp(t, a).id
 			}
 			stored, err := loadReservation(n.storage, 9)
-			if err != nil || stored <= last {
-				t.Fatalf("stored reservation %d (%v), want above the last ID %d", stored, err, last)
+			if err != nil || stored.ID <= last {
+				t.Fatalf("stored reservation %d (%v), want above the last ID %d", stored.ID, err, last)
 			}
 
 			n.restart() // kill -9
@@ -165,10 +165,10 @@ func TestRestartContinuesAboveReservation(t *testing.T) {
 				if _, err := b.stamp(defaultTimeUnit); !errors.As(err, new(*waitError)) {
 					t.Fatalf("stamp with the clock an hour behind the reservation: %v, want a waitError", err)
 				}
-				n.clock.set(defaultLayout.timeOf(defaultLayout.decompose(stored).Time + 1))
+				n.clock.set(defaultLayout.timeOf(defaultLayout.decompose(stored.ID).Time + 1))
 			}
-			if first := mustStamp(t, b).id; first <= stored {
-				t.Fatalf("restarted process's first ID %d, want above the reservation %d (last ID %d)", first, stored, last)
+			if first := mustStamp(t, b).id; first <= stored.ID {
+				t.Fatalf("restarted process's first ID %d, want above the reservation %d (last ID %d)", first, stored.ID, last)
 			}
 		})
 	}
@@ -212,8 +212,8 @@ func TestReservationCeilingStopsMinting(t *testing.T) {
 		if err != nil {
 			break
 		}
-		if m.id > stored {
-			t.Fatalf("minted %d past the stored reservation %d", m.id, stored)
+		if m.id > stored.ID {
+			t.Fatalf("minted %d past the stored reservation %d", m.id, stored.ID)
 		}
 	}
 	if err := a.slot.renew(a.slot.current.Load()); err != nil {
@@ -283,5 +283,36 @@ func TestEndpointLeavesStampingItsShare(t *testing.T) {
 		if _, err := a.stamp(defaultTimeUnit); err != nil {
 			t.Fatalf("stamp %d after the endpoint took its share: %v", i, err)
 		}
+	}
+}
+
+// A restart with a layout whose time field sits lower than that of the
+// layout that wrote the reservation finds the reserved ID years (or past
+// the end of its time field) ahead of the clock: the start is refused with
+// an error naming the reservation and the remedies, and nothing is minted.
+func TestRestartWithAnotherLayoutFarAboveTheReservationIsRefused(t *testing.T) {
+	fewerSequenceBits := newLayout(defaultStartTime, defaultTimeUnit, defaultSequenceBits-4, defaultMachineIDBits)
+	millisecondUnits := newLayout(defaultStartTime, time.Millisecond, 2, 8)
+	for _, tc := range []struct {
+		name    string
+		l       layout
+		wantErr string
+	}{
+		{"4 more time bits", fewerSequenceBits, "minting above it would run the time field"},
+		{"past the end of the time field", millisecondUnits, "lies past the end of its time field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newTestNode(t, t0)
+			a := mustStart(t, n, defaultLayout, 13)
+			mustStamp(t, a)
+			n.restart()
+			if _, err := n.start(tc.l, 13); err == nil || !strings.Contains(err.Error(), tc.wantErr) ||
+				!strings.Contains(err.Error(), "sonyflake/13") || !strings.Contains(err.Error(), "start with the layout that wrote it") {
+				t.Fatalf("restart with another layout: %v, want a refusal containing %q, the reservation's key and the remedy", err, tc.wantErr)
+			}
+			if _, err := n.start(defaultLayout, 13); err != nil {
+				t.Fatalf("restart with the layout that wrote the reservation: %v", err)
+			}
+		})
 	}
 }

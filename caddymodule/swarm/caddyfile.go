@@ -26,6 +26,7 @@ func init() {
 //		health_interval     <duration>
 //		health_timeout      <duration>
 //		wait_for_tasks      <duration>
+//		max_waiting         <requests>
 //	}
 //
 // Each subdirective may appear once.
@@ -107,6 +108,17 @@ func (su *Upstreams) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("swarm: wait_for_tasks: must not be negative (0 turns it off), not %s", time.Duration(dur))
 			}
 			su.WaitForTasks = &dur
+
+		case "max_waiting":
+			var text string
+			if !d.AllArgs(&text) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(text)
+			if err != nil || n < 1 {
+				return d.Errf("swarm: max_waiting: must be a positive number of requests, not %q", text)
+			}
+			su.MaxWaiting = n
 
 		default:
 			field := su.durationField(sub)

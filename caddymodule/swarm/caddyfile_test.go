@@ -36,14 +36,18 @@ func TestSwarmUnmarshalCaddyfile(t *testing.T) {
 			health_interval 3s
 			health_timeout 750ms
 			wait_for_tasks 30s
+			max_waiting 10000
 		}`, want: Upstreams{
 			Service: "app", Port: 8080, Name: "tasks.app.internal",
 			Refresh: caddy.Duration(500 * time.Millisecond), Resolvers: []string{"127.0.0.11", "10.0.0.2:5353"},
 			MaxStale: caddy.Duration(10 * time.Minute), Versions: []string{"ipv4", "ipv6"},
 			DialTimeout: caddy.Duration(2 * time.Second), DialFallbackDelay: caddy.Duration(-time.Second),
 			HealthURI: "/healthz?full=1", HealthInterval: caddy.Duration(3 * time.Second),
-			HealthTimeout: caddy.Duration(750 * time.Millisecond), WaitForTasks: durationPtr(30 * time.Second),
+			HealthTimeout: caddy.Duration(750 * time.Millisecond), WaitForTasks: durationPtr(30 * time.Second), MaxWaiting: 10000,
 		}},
+		{name: "max_waiting zero", input: "swarm app {\n\tmax_waiting 0\n}", wantErr: `max_waiting: must be a positive number of requests, not "0"`},
+		{name: "max_waiting not a number", input: "swarm app {\n\tmax_waiting many\n}", wantErr: `max_waiting: must be a positive number of requests, not "many"`},
+		{name: "max_waiting missing", input: "swarm app {\n\tmax_waiting\n}", wantErr: "wrong argument count"},
 		{name: "wait_for_tasks off", input: "swarm app {\n\twait_for_tasks 0\n}", want: Upstreams{Service: "app", WaitForTasks: durationPtr(0)}},
 		{name: "negative wait_for_tasks", input: "swarm app {\n\twait_for_tasks -1s\n}", wantErr: "wait_for_tasks: must not be negative"},
 		{name: "bad wait_for_tasks", input: "swarm app {\n\twait_for_tasks long\n}", wantErr: `wait_for_tasks: bad duration "long"`},

@@ -125,6 +125,9 @@ func newTestPool(t *testing.T, key poolKey) (*fakeLoopClock, *scriptedLookup, *d
 	if key.maxStale == 0 {
 		key.maxStale = 5 * time.Minute
 	}
+	if key.maxWaiting == 0 {
+		key.maxWaiting = defaultMaxWaiting
+	}
 	clk := newFakeLoopClock()
 	script := newScriptedLookup()
 	loop := newDNSLoop(key.resolverKey, clk)

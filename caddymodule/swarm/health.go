@@ -33,6 +33,7 @@ type poolKey struct {
 	healthURI      string // empty: no probes
 	healthInterval time.Duration
 	healthTimeout  time.Duration
+	maxWaiting     int // requests that may wait for a task at once
 }
 
 // probeFunc checks one task at dial ("ip:port"); nil error means healthy.
@@ -63,12 +64,13 @@ type poolSnapshot struct {
 // withholding tasks that fail their health probes (unless all do) and
 // serving nothing once DNS has failed for longer than max_stale.
 type taskPool struct {
-	key      poolKey
-	loop     *dnsLoop
-	clock    swarmClock
-	probe    probeFunc // nil without health_uri
-	users    int       // guarded by swarmRegistry
-	snapshot atomic.Pointer[poolSnapshot]
+	key       poolKey
+	loop      *dnsLoop
+	clock     swarmClock
+	probe     probeFunc   // nil without health_uri
+	dialReach reachDialer // connects to a task for checkReachable
+	users     int         // guarded by swarmRegistry
+	snapshot  atomic.Pointer[poolSnapshot]
 
 	ctx    context.Context // the process's, cancelled by stop
 	cancel context.CancelFunc
@@ -92,10 +94,11 @@ func newTaskPool(key poolKey, loop *dnsLoop, clock swarmClock) *taskPool {
 		cancel: cancel,
 		health: make(map[netip.Addr]error),
 	}
+	p.dialReach = dialAndClose
 	if key.healthURI != "" {
 		p.probe = p.httpProbe
 	}
-	p.waits.max = maxWaitingRequests
+	p.waits.max = key.maxWaiting
 	p.snapshot.Store(&poolSnapshot{tasks: []taskStatus{}})
 	return p
 }

@@ -108,10 +108,15 @@ type Upstreams struct {
 	// were lost, and the request's own context bounds it too; meanwhile
 	// the name is looked up every 250ms. Once the service has had no task
 	// for longer, requests get 503 at once: a service scaled to 0 fails
-	// fast, and so does one that never had a task. At most 1024 requests
-	// wait per service; more get 503 at once. 0 turns it off.
+	// fast, and so does one that never had a task. 0 turns it off.
 	// Default: 10s
 	WaitForTasks *caddy.Duration `json:"wait_for_tasks,omitempty"`
+	// How many requests may wait for a task at once (wait_for_tasks);
+	// more get 503 at once. Size it to the request rate times the gap of
+	// a deploy (200 requests/s through a 10 s gap is 2,000). Each waiting
+	// request holds its connection and about 60 KiB of memory.
+	// Default: 4096
+	MaxWaiting int `json:"max_waiting,omitempty"`
 
 	pool      *taskPool
 	logger    *zap.Logger
@@ -154,6 +159,9 @@ func (su *Upstreams) Provision(ctx caddy.Context) error {
 		su.WaitForTasks = &wait
 	}
 	su.waitBound = time.Duration(*su.WaitForTasks)
+	if su.MaxWaiting == 0 {
+		su.MaxWaiting = defaultMaxWaiting
+	}
 	if su.HealthURI != "" {
 		if su.HealthInterval == 0 {
 			su.HealthInterval = caddy.Duration(defaultSwarmHealthInterval)
@@ -211,6 +219,9 @@ func (su *Upstreams) Validate() error {
 		if d.value < 0 {
 			return fmt.Errorf("swarm: %s: must not be negative: %s", d.field, time.Duration(d.value))
 		}
+	}
+	if su.MaxWaiting < 0 {
+		return fmt.Errorf("swarm: max_waiting: must not be negative: %d", su.MaxWaiting)
 	}
 	if su.HealthURI == "" && (su.HealthInterval != 0 || su.HealthTimeout != 0) {
 		return errors.New("swarm: health_interval and health_timeout need health_uri")
@@ -291,6 +302,7 @@ func (su *Upstreams) poolKey() poolKey {
 		healthURI:      su.HealthURI,
 		healthInterval: time.Duration(su.HealthInterval),
 		healthTimeout:  time.Duration(su.HealthTimeout),
+		maxWaiting:     su.MaxWaiting,
 	}
 }
 

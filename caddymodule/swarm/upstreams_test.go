@@ -150,10 +150,19 @@ func TestSwarmProvisionDefaultsAndValidate(t *testing.T) {
 		Resolvers: []string{srv.addr}, MaxStale: caddy.Duration(5 * time.Minute), Versions: []string{"ipv4"},
 		DialTimeout: caddy.Duration(time.Second), HealthURI: "/healthz",
 		HealthInterval: caddy.Duration(2 * time.Second), HealthTimeout: caddy.Duration(time.Second),
-		WaitForTasks: durationPtr(10 * time.Second),
+		WaitForTasks: durationPtr(10 * time.Second), MaxWaiting: 4096,
 	}
 	if su.waitBound != 10*time.Second {
 		t.Fatalf("waitBound %v, want the default wait_for_tasks, 10s", su.waitBound)
+	}
+	capped := &Upstreams{Service: "app", Resolvers: []string{srv.addr}, HealthURI: "/healthz", MaxWaiting: 3}
+	if err := capped.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer capped.Cleanup()
+	if su.pool.waits.max != 4096 || capped.pool.waits.max != 3 {
+		t.Fatalf("waiting requests capped at %d by default and %d with max_waiting 3, want 4096 and 3",
+			su.pool.waits.max, capped.pool.waits.max)
 	}
 	got := *su
 	got.pool, got.logger, got.waitBound = nil, nil, 0
@@ -176,6 +185,7 @@ func TestSwarmProvisionDefaultsAndValidate(t *testing.T) {
 		{"negative max_stale", func(s *Upstreams) { s.MaxStale = -1 }, "max_stale:"},
 		{"negative wait_for_tasks", func(s *Upstreams) { s.WaitForTasks = durationPtr(-time.Second) }, "wait_for_tasks: must not be negative"},
 		{"wait_for_tasks off", func(s *Upstreams) { s.WaitForTasks = durationPtr(0) }, ""},
+		{"negative max_waiting", func(s *Upstreams) { s.MaxWaiting = -1 }, "max_waiting: must not be negative: -1"},
 		{"health settings without uri", func(s *Upstreams) { s.HealthURI = "" }, "need health_uri"},
 		{"relative health uri", func(s *Upstreams) { s.HealthURI = "healthz" }, "health_uri:"},
 	} {

@@ -2,12 +2,14 @@ package swarm
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,10 +26,11 @@ const (
 	// minEarlyRefreshGap anyway, so the resolver is not hammered.
 	outageRecheck = minEarlyRefreshGap
 
-	// maxWaitingRequests bounds the requests waiting on one pool, so that
-	// a dead service cannot pile up goroutines; beyond it they get no
-	// task at once.
-	maxWaitingRequests = 1024
+	// defaultMaxWaiting bounds the requests waiting on one pool
+	// (Upstreams.MaxWaiting), so that a dead service cannot pile up
+	// goroutines: 200 requests/s through a 16 s gap, the longest seen in
+	// Swarm's stop-first update of a task with a healthcheck, fit.
+	defaultMaxWaiting = 4096
 
 	// reachTimeout bounds the connection check of a set's tasks.
 	reachTimeout = 250 * time.Millisecond
@@ -46,7 +49,7 @@ const (
 	waitTask     = "task"     // a task appeared, or the set accepts connections again
 	waitExpired  = "expired"  // wait_for_tasks passed since the outage began
 	waitCanceled = "canceled" // the request's context ended
-	waitFull     = "full"     // maxWaitingRequests were waiting already
+	waitFull     = "full"     // max_waiting requests were waiting already
 )
 
 // outage is a time when a pool has no task to offer after it had some:
@@ -69,7 +72,7 @@ type reachCheck struct {
 type taskWaits struct {
 	outage atomic.Pointer[outage]     // nil: tasks to offer
 	check  atomic.Pointer[reachCheck] // nil: none in flight
-	max    int                        // maxWaitingRequests; tests lower it
+	max    int                        // max_waiting
 
 	mu        sync.Mutex
 	waiting   int       // requests waiting now
@@ -224,12 +227,12 @@ func (p *taskPool) checkReachable() {
 		defer close(check.done)
 		defer w.check.Store(nil)
 		withdrawn := p.dnsWithdrewAll()
-		reachable := !withdrawn && anyAccepts(p.ctx, dials)
+		refused := !withdrawn && allRefuse(p.ctx, p.dialReach, dials)
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		switch {
-		case reachable:
-			p.endOutage("a task accepts connections again")
+		case !withdrawn && !refused:
+			p.endOutage("a task accepts connections again, or may")
 		case !slices.Equal(p.snapshot.Load().dials, dials):
 		case withdrawn:
 			p.startOutage(p.clock.Now(), "DNS lists no task any more and a request failed")
@@ -249,24 +252,46 @@ func (p *taskPool) dnsWithdrewAll() bool {
 	return p.loop.status.Load().emptyStreak > 0
 }
 
-// anyAccepts reports whether a TCP connection to any of dials succeeds
-// within reachTimeout; it returns at the first that does.
-func anyAccepts(ctx context.Context, dials []string) bool {
+// allRefuse reports whether every one of dials refuses a TCP connection
+// within reachTimeout; it returns at the first that does not. Only a
+// refusal counts: a dial that times out may be one to a task that is
+// alive but busy (a fresh task taking the connections of the requests
+// released onto it), and starting an outage then would hold requests a
+// live task could serve.
+func allRefuse(ctx context.Context, dial reachDialer, dials []string) bool {
 	ctx, cancel := context.WithTimeout(ctx, reachTimeout)
 	defer cancel()
-	accepted := make(chan bool, len(dials))
-	for _, dial := range dials {
-		go func() {
-			var dialer net.Dialer
-			conn, err := dialer.DialContext(ctx, "tcp", dial)
-			if err == nil {
-				conn.Close()
-			}
-			accepted <- err == nil
-		}()
+	refused := make(chan bool, len(dials))
+	for _, addr := range dials {
+		go func() { refused <- isRefusal(dial(ctx, addr)) }()
 	}
 	for range dials {
-		if <-accepted {
+		if !<-refused {
+			return false
+		}
+	}
+	return true
+}
+
+// reachDialer connects to addr and closes the connection at once.
+type reachDialer func(ctx context.Context, addr string) error
+
+// dialAndClose is the reachDialer of a pool.
+func dialAndClose(ctx context.Context, addr string) error {
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		conn.Close()
+	}
+	return err
+}
+
+// isRefusal reports whether a dial's error says that nothing listens
+// there (a refusal or a reset) or that the address is gone (no host, no
+// route): answers, not the silence of a busy or distant task.
+func isRefusal(err error) bool {
+	for _, refusal := range []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EHOSTUNREACH, syscall.ENETUNREACH} {
+		if errors.Is(err, refusal) {
 			return true
 		}
 	}

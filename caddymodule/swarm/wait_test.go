@@ -5,8 +5,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -344,7 +346,7 @@ func TestSwarmExpiredRefusalOutageEndsWhenTheTaskAcceptsAgain(t *testing.T) {
 	dial := "127.0.0.1:" + strconv.Itoa(port)
 
 	_ = su.ResetCache(nil)
-	<-pool.waits.check.Load().done
+	awaitReachCheck(pool)
 	if pool.waits.outage.Load() == nil {
 		t.Fatal("no outage after every task refused")
 	}
@@ -366,5 +368,39 @@ func TestSwarmExpiredRefusalOutageEndsWhenTheTaskAcceptsAgain(t *testing.T) {
 	}
 	if since := pool.waits.outage.Load(); since != nil {
 		t.Fatalf("the outage since %v goes on while the task accepts connections", since.since)
+	}
+}
+
+// A reach check whose dials time out (a fresh task busy with the requests
+// just released onto it, say) starts no outage: only refusals do.
+func TestSwarmReachCheckCountsOnlyRefusals(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantOutage bool
+	}{
+		{"refused", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, true},
+		{"no route to the task", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, true},
+		{"timed out", &net.OpError{Op: "dial", Err: context.DeadlineExceeded}, false},
+		{"accepted", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, _, pool, su := loopbackTaskSource(t, 8080)
+			pool.dialReach = func(context.Context, string) error { return tt.err }
+			_ = su.ResetCache(nil)
+			awaitReachCheck(pool)
+			if got := pool.waits.outage.Load() != nil; got != tt.wantOutage {
+				t.Fatalf("outage %v after a reach check whose dial returned %v, want %v", got, tt.err, tt.wantOutage)
+			}
+		})
+	}
+}
+
+// awaitReachCheck returns once the pool's reach check in flight, if any,
+// has ended and its result is applied.
+func awaitReachCheck(pool *taskPool) {
+	if check := pool.waits.check.Load(); check != nil {
+		<-check.done
 	}
 }

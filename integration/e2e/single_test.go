@@ -29,11 +29,8 @@ const singleRate = 200
 // --force` and Swarm's default order, stop-first, so that for a while it
 // has no task, under open-loop load through the edge of
 // Caddyfile.example: wait_for_tasks holds the requests of the gap until
-// the new task is there. It asserts what holds on a loaded machine today:
-// no request hangs or fails otherwise than with a 503, and the edge serves
-// the new task afterwards. The promise of no failed request at all is not
-// kept yet (some hundred 503s when the held requests are released onto
-// the new task at once): the figure is printed for the record.
+// the new task is there, so that none fails, and the edge serves the new
+// task afterwards.
 func testSingleReplica(t *testing.T, root string) {
 	docker(t, "network", "create", "--driver", "overlay", "--attachable", "--subnet", singleNetworkCIDR, singleNetwork)
 	cleanup(t, "network", func() error { return removeNetwork(t, singleNetwork) })
@@ -101,13 +98,8 @@ func testSingleReplica(t *testing.T, root string) {
 	if sum.Sent < singleRate*5 {
 		t.Errorf("sent %d requests, want at least %d: the load client stalled", sum.Sent, singleRate*5)
 	}
-	for failure := range sum.Failures {
-		if failure != "status 503" {
-			t.Errorf("requests failed with %q (%v), want at most 503s from the edge", failure, sum.Failures)
-		}
-	}
 	if sum.Failed > 0 {
-		t.Logf("NOT YET 0 FAILED: %d of %d requests got 503 around the gap", sum.Failed, sum.Sent)
+		t.Errorf("%d of %d requests failed around the gap (%v), want none", sum.Failed, sum.Sent, sum.Failures)
 		logs, _ := execCombined("docker", "service", "logs", "--raw", singleEdge) // Caddy logs on stderr
 		for _, line := range strings.Split(logs, "\n") {
 			if strings.Contains(line, `"logger":"swarm"`) {
