@@ -100,11 +100,13 @@ func testSingleReplica(t *testing.T, root string) {
 	}
 	if sum.Failed > 0 {
 		t.Errorf("%d of %d requests failed around the gap (%v), want none", sum.Failed, sum.Sent, sum.Failures)
-		logs, _ := execCombined("docker", "service", "logs", "--raw", singleEdge) // Caddy logs on stderr
-		for _, line := range strings.Split(logs, "\n") {
-			if strings.Contains(line, `"logger":"swarm"`) {
-				t.Log(line)
-			}
+	}
+	// the edge's own account of the gap: when it lost the task, when it
+	// found the new one and after how long
+	logs, _ := execCombined("docker", "service", "logs", "--raw", singleEdge) // Caddy logs on stderr
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `"logger":"swarm"`) {
+			t.Log(line)
 		}
 	}
 	if res := runLoad(t, singleNetwork, edgeURL, 200); !servedAll(res, after) || res.Failed > 0 {
