@@ -35,12 +35,18 @@ const (
 	// reachTimeout bounds the connection check of a set's tasks.
 	reachTimeout = 250 * time.Millisecond
 
-	// releaseSpacing spreads the requests released at the end of an
-	// outage (one per spacing, 1024 in about half a second), so that a
-	// task that has just started does not get all their connections at
-	// once: a full accept queue drops connection attempts, the dials time
-	// out, and passive health (fail_duration) then withholds the only task.
-	releaseSpacing = 500 * time.Microsecond
+	// firstRelease is how many of the requests held through an outage go
+	// at once when it ends. Each released request that completes lets two
+	// more go, so the window doubles with every round of responses (TCP's
+	// slow start): a task that has just started gets connections as fast
+	// as it serves them. Released all at once, 1,600 requests made dials
+	// time out on a loaded machine, and passive health (fail_duration)
+	// then withheld the only task: hundreds of 503s after the gap.
+	firstRelease = 16
+
+	// maxReleaseHold bounds how long a request released from an outage
+	// waits for its turn, should the first ones hang (a long poll).
+	maxReleaseHold = 2 * time.Second
 )
 
 // The outcomes of a request that found no task to offer, as counted in
@@ -56,9 +62,28 @@ const (
 // its set went from some tasks to none, or every task of it refused
 // connections. It is immutable but for over, closed when it ends.
 type outage struct {
-	since    time.Time
-	over     chan struct{}
-	released atomic.Int64 // requests released since it ended
+	since time.Time
+	over  chan struct{}
+	turns chan struct{} // one per request that may go now it has ended
+}
+
+// newOutage returns an outage that began at since, whose first
+// firstRelease requests go at once when it ends, of at most max held.
+func newOutage(since time.Time, max int) *outage {
+	o := &outage{since: since, over: make(chan struct{}), turns: make(chan struct{}, max)}
+	o.addTurns(firstRelease)
+	return o
+}
+
+// addTurns lets n more held requests go, as far as room is left.
+func (o *outage) addTurns(n int) {
+	for range n {
+		select {
+		case o.turns <- struct{}{}:
+		default:
+			return
+		}
+	}
 }
 
 // reachCheck is a connection check of the served tasks; done is closed
@@ -131,16 +156,21 @@ func (p *taskPool) awaitOutageEnd(ctx context.Context, o *outage, bound time.Dur
 }
 
 // awaitTurn holds a request released from the ended outage o until its
-// turn: releaseSpacing after the one released before it.
+// turn (see firstRelease), for at most maxReleaseHold. ctx is the
+// request's: it ends when the request is done, which lets two more go.
 func (p *taskPool) awaitTurn(ctx context.Context, o *outage) {
-	turn := time.Duration(o.released.Add(1)-1) * releaseSpacing
-	if turn <= 0 {
-		return
-	}
 	select {
-	case <-ctx.Done():
-	case <-p.clock.After(turn):
+	case <-o.turns:
+	default:
+		select {
+		case <-o.turns:
+		case <-ctx.Done():
+			return
+		case <-p.clock.After(maxReleaseHold):
+			return
+		}
 	}
+	context.AfterFunc(ctx, func() { o.addTurns(2) })
 }
 
 // joinWaiters counts a request in, starting the watch of the outage if
@@ -320,7 +350,7 @@ func (p *taskPool) startOutage(now time.Time, why string) {
 	if p.waits.outage.Load() != nil {
 		return
 	}
-	p.waits.outage.Store(&outage{since: now, over: make(chan struct{})})
+	p.waits.outage.Store(newOutage(now, p.waits.max))
 	p.log().Warn("no task to offer; requests wait for one up to their wait_for_tasks", zap.String("reason", why))
 }
 

@@ -200,29 +200,94 @@ func TestSwarmWaitingRequestsAreCapped(t *testing.T) {
 	}
 	script.set(resultOK, "10.0.0.1")
 	loop.refresh()
-	// one is released at once, the other releaseSpacing later
-	var later request
-	select {
-	case got := <-first.dials:
-		later = second
-		if len(got) != 1 {
+	for _, req := range []request{first, second} {
+		if got := req.result(t); len(got) != 1 {
 			t.Fatalf("a waiting request got %v, want the task back", got)
 		}
-	case got := <-second.dials:
-		later = first
-		if len(got) != 1 {
-			t.Fatalf("a waiting request got %v, want the task back", got)
+	}
+}
+
+// The requests held through an outage go to the new task firstRelease at
+// a time; each that completes lets two more go, and none is held longer
+// than maxReleaseHold.
+func TestSwarmReleaseFollowsCompletedRequests(t *testing.T) {
+	clk, script, loop, su := waitTestSource(t, "tasks.wait-release", 10*time.Second)
+	held := make([]request, firstRelease+3)
+	cancels := make([]context.CancelFunc, len(held))
+	for i := range held {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		held[i], cancels[i] = startRequest(su, ctx), cancel
+		awaitParked(t, clk, i == 0)
+	}
+	script.set(resultOK, "10.0.0.1")
+	loop.refresh()
+
+	// firstRelease go at once; the rest wait for their turn
+	released := map[int]bool{}
+	for range firstRelease {
+		released[awaitReleased(t, held, released)] = true
+	}
+	for range 3 {
+		if d := clk.awaitWait(t); d != maxReleaseHold {
+			t.Fatalf("a request beyond the first %d is held %v, want at most %v", firstRelease, d, maxReleaseHold)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no waiting request was released")
 	}
-	if d := clk.awaitWait(t); d != releaseSpacing {
-		t.Fatalf("the other request is held %v, want %v", d, releaseSpacing)
+	for i, req := range held {
+		if !released[i] {
+			req.assertWaiting(t)
+		}
 	}
-	later.assertWaiting(t)
-	clk.Advance(releaseSpacing)
-	if got := later.result(t); len(got) != 1 {
-		t.Fatalf("the other waiting request got %v, want the task back", got)
+
+	// one released request completes: two more go
+	for i := range held {
+		if released[i] {
+			cancels[i]()
+			break
+		}
+	}
+	for range 2 {
+		released[awaitReleased(t, held, released)] = true
+	}
+	last := -1
+	for i := range held {
+		if !released[i] {
+			last = i
+			held[i].assertWaiting(t)
+		}
+	}
+
+	// nothing completes any more: the last goes after maxReleaseHold
+	clk.Advance(maxReleaseHold)
+	if got := held[last].result(t); len(got) != 1 {
+		t.Fatalf("the last held request got %v, want the task", got)
+	}
+}
+
+// awaitReleased returns the index of a held request, not yet in released,
+// that returns with the task.
+func awaitReleased(t *testing.T, held []request, released map[int]bool) int {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		for i, req := range held {
+			if released[i] {
+				continue
+			}
+			select {
+			case got := <-req.dials:
+				if len(got) != 1 {
+					t.Fatalf("a released request got %v, want the task", got)
+				}
+				return i
+			default:
+			}
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("no held request was released; %d were", len(released))
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 
