@@ -18,21 +18,21 @@ const (
 // canonicalizeAnswer rewrites a UDP answer in place into a form in which
 // answers that mean the same compare equal byte for byte (but for the
 // message ID, which it leaves): when the answer is plain, its records'
-// TTLs are zeroed and the records sorted. Servers rotate or shuffle the records of a name on
-// every answer (dnsmasq, Docker's embedded DNS), so without this every
-// answer would look changed and be unpacked again. It allocates nothing
-// and reports whether the answer was plain.
+// TTLs are zeroed and the records sorted. Servers rotate or shuffle the
+// records of a name on every answer (dnsmasq, Docker's embedded DNS), so
+// without this every answer would look changed and be unpacked again. It
+// allocates nothing and reports whether the answer was plain.
 //
 // Plain is the form those servers send: one question, for A or AAAA, with
-// an uncompressed name; an answer section of records of that type only, each
-// owned by the question's name in one form for all (a pointer to the
+// an uncompressed name; an answer section of records of that type only,
+// each owned by the question's name in one form for all (a pointer to the
 // question, as dnsmasq writes it, or the same bytes again, as Docker
 // does), with an address-sized RDATA; no authority section; at most an
 // OPT record (root name) in the additional section; nothing after. Such
 // records hold no name the rest of the message points into, so neither
-// their order nor their TTLs change what the message says (readAnswer
-// reads neither). Any other answer, a CNAME chain among them, is left as
-// it is.
+// their order nor their TTLs change the addresses and result readAnswer
+// finds (only an error describing unusable records shows TTLs). Any other
+// answer, a CNAME chain among them, is left as it is.
 func canonicalizeAnswer(msg []byte) bool {
 	recs, ok := findPlainRecords(msg)
 	if !ok {
