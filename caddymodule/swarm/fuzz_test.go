@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -28,11 +29,49 @@ func FuzzReadAnswer(f *testing.F) {
 			return // shorter than an ID: the socket drops it
 		}
 		c := newDNSClient("tasks.app", []uint16{dns.TypeA}, []string{"127.0.0.1:53"})
-		addrs, result, err := c.read(msg, answerKey{0, dns.TypeA})
+		addrs, result, err := c.read(bytes.Clone(msg), answerKey{0, dns.TypeA}) // read canonicalizes in place
 		checkAnswer(t, addrs, result, err)
-		again, result2, err2 := c.read(msg, answerKey{0, dns.TypeA})
+		again, result2, err2 := c.read(bytes.Clone(msg), answerKey{0, dns.TypeA})
 		if result2 != result || errorText(err2) != errorText(err) || !equalAddrs(again, addrs) {
 			t.Fatalf("the same answer read twice: %q %v %v, then %q %v %v", result, addrs, err, result2, again, err2)
+		}
+	})
+}
+
+// FuzzCanonicalAnswer feeds arbitrary messages (the seeds: those of
+// FuzzReadAnswer, and rotated answers as dnsmasq and Docker send them) to
+// canonicalizeAnswer: the canonical form must read as the message does,
+// be its own canonical form, and, for a plain answer, be the same
+// whatever the order of the records.
+func FuzzCanonicalAnswer(f *testing.F) {
+	for _, seed := range answerSeeds() {
+		f.Add(seed)
+	}
+	addrs := taskAddrs(20, false)
+	f.Add(taskAnswer(f, 7, dns.TypeA, 0, true, true, append(addrs[5:], addrs[:5]...)...))
+	f.Add(taskAnswer(f, 7, dns.TypeA, 600, false, false, addrs[:3]...))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		canon, plain := canonical(msg)
+		wantAddrs, wantResult, wantErr := unpackAnswer(msg, "tasks.app.", dns.TypeA)
+		gotAddrs, gotResult, gotErr := unpackAnswer(canon, "tasks.app.", dns.TypeA)
+		if gotResult != wantResult || (gotErr == nil) != (wantErr == nil) || !equalAddrs(gotAddrs, wantAddrs) {
+			t.Fatalf("the canonical form reads as %q %v %v, the message as %q %v %v",
+				gotResult, gotAddrs, gotErr, wantResult, wantAddrs, wantErr)
+		}
+		if again, plainAgain := canonical(canon); !bytes.Equal(again, canon) || plainAgain != plain {
+			t.Fatalf("the canonical form is not its own: %x became %x", canon, again)
+		}
+		if !plain {
+			return
+		}
+		recs, _ := findPlainRecords(msg)
+		reversed := bytes.Clone(msg)
+		for i := range recs.count {
+			from := recs.start + (recs.count-1-i)*recs.size
+			copy(reversed[recs.start+i*recs.size:], msg[from:from+recs.size])
+		}
+		if got, _ := canonical(reversed); !bytes.Equal(got, canon) {
+			t.Fatalf("the records reversed: canonical form %x, not %x", got, canon)
 		}
 	})
 }

@@ -55,7 +55,7 @@ type answerKey struct {
 
 // lastAnswer is an answer and what readAnswer made of it.
 type lastAnswer struct {
-	raw    []byte // the message without its ID
+	raw    []byte // the message without its ID, canonical (see canonicalizeAnswer)
 	addrs  []netip.Addr
 	result refreshResult
 	err    error
@@ -207,8 +207,12 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()
 }
 
-// read reads a UDP answer, or returns what the same bytes meant last time.
+// read reads a UDP answer, or returns what an answer that means the same
+// (its ID aside) meant last time. It canonicalizes answer in place first (see
+// canonicalizeAnswer): a rotated but unchanged answer is then recognised by
+// its bytes, without unpacking or allocating.
 func (c *dnsClient) read(answer []byte, key answerKey) ([]netip.Addr, refreshResult, error) {
+	canonicalizeAnswer(answer)
 	c.mu.Lock()
 	last := c.last[key]
 	c.mu.Unlock()

@@ -12,8 +12,17 @@ import (
 	"time"
 )
 
-// maxUDPMessage is the largest DNS message a UDP datagram can carry.
-const maxUDPMessage = 65535
+const (
+	// maxUDPMessage is the largest DNS message a UDP datagram can carry.
+	maxUDPMessage = 65535
+
+	// udpReadBuffer is the receive buffer asked for each socket (the
+	// kernel caps it at net.core.rmem_max): the answers of hundreds of
+	// services can arrive while the process waits for a CPU on a loaded
+	// machine, and each one dropped is a lookup that fails only at its
+	// timeout. The default of about 200 KiB holds some 100 of them.
+	udpReadBuffer = 4 << 20
+)
 
 // udpSocket is a connected UDP socket to one DNS server, shared by every
 // loop that asks it: one socket and one reading goroutine per server, not
@@ -132,6 +141,9 @@ func (s *udpSocket) register(ctx context.Context, x *udpExchange, dialer net.Dia
 		conn, err := dialer.DialContext(ctx, "udp", s.server)
 		if err != nil {
 			return nil, err
+		}
+		if udp, ok := conn.(*net.UDPConn); ok {
+			_ = udp.SetReadBuffer(udpReadBuffer) // best effort: a smaller buffer still works
 		}
 		s.conn = conn
 		go s.read(conn)
