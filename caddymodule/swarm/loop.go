@@ -210,7 +210,7 @@ func (l *dnsLoop) lookupOnce() {
 func (l *dnsLoop) waitForNextRefresh(lastLookup time.Time) bool {
 	for early := false; ; {
 		refresh := l.currentSettings().refresh
-		next := alignToTick(lastLookup.Add(refresh), refresh)
+		next := nextRefresh(lastLookup, refresh)
 		if soonest := lastLookup.Add(minEarlyRefreshGap); early && soonest.Before(next) {
 			next = soonest
 		}
@@ -230,19 +230,23 @@ func (l *dnsLoop) waitForNextRefresh(lastLookup time.Time) bool {
 	}
 }
 
-// alignToTick rounds t up to the next multiple of a tick, a tenth of
-// refresh and at most maxRefreshTick: the refreshes of all loops then fall
+// nextRefresh is when the lookup after one that started at last is due:
+// refresh after the tick last was due at, on a grid of ticks, a tenth of
+// refresh and at most maxRefreshTick. The refreshes of all loops then fall
 // on few instants, and the process wakes once for many of them instead of
 // once for each, which is most of the idle cost of hundreds of services.
-func alignToTick(t time.Time, refresh time.Duration) time.Time {
+// Counted from the tick, not from last (a little after it), the interval
+// is refresh, not refresh plus a tick.
+func nextRefresh(last time.Time, refresh time.Duration) time.Time {
 	tick := min(refresh/10, maxRefreshTick)
 	if tick <= 0 {
-		return t
+		return last.Add(refresh)
 	}
-	if late := time.Duration(t.UnixNano() % int64(tick)); late > 0 {
-		return t.Add(tick - late)
+	due := last.Add(-time.Duration(last.UnixNano() % int64(tick))).Add(refresh)
+	if late := time.Duration(due.UnixNano() % int64(tick)); late > 0 {
+		return due.Add(tick - late)
 	}
-	return t
+	return due
 }
 
 // requestEarlyRefresh asks for a lookup before the next refresh; it never

@@ -143,17 +143,18 @@ func TestSwarmResetCacheTriggersEarlyRateLimitedRefresh(t *testing.T) {
 	assertNoLookup(t, script)
 	clk.Advance(minEarlyRefreshGap)
 	awaitLookup(t, script)
-	// a refresh interval after the early lookup, on the 100ms tick
-	if d := clk.awaitWait(t); d != 1050*time.Millisecond {
-		t.Fatalf("parked for %v after the early re-resolve, want 1.05s", d)
+	// a refresh interval after the 100ms tick the early lookup fell in
+	// (at 250ms: due at 1.2s), so that the interval never exceeds refresh
+	if d := clk.awaitWait(t); d != 950*time.Millisecond {
+		t.Fatalf("parked for %v after the early re-resolve, want 950ms", d)
 	}
 
 	// long enough after the last lookup: at once, before the interval
 	clk.Advance(500 * time.Millisecond)
 	_ = su.ResetCache(nil)
 	awaitLookup(t, script)
-	if d := clk.awaitWait(t); d != 1050*time.Millisecond {
-		t.Fatalf("parked for %v after the second early re-resolve, want 1.05s", d)
+	if d := clk.awaitWait(t); d != 950*time.Millisecond {
+		t.Fatalf("parked for %v after the second early re-resolve, want 950ms", d)
 	}
 }
 
@@ -384,5 +385,29 @@ func TestSwarmSharedDialFallbackDelay(t *testing.T) {
 				t.Fatalf("dial_fallback_delay %v and %v share %v, want %v", tc.a, tc.b, got, tc.want)
 			}
 		})
+	}
+}
+
+// A lookup starts a little after the tick it was due at; the next is due
+// refresh after that tick, so that refreshes come every refresh, not every
+// refresh plus a tick (1.1 s for refresh 1s measured before).
+func TestSwarmNextRefreshKeepsTheInterval(t *testing.T) {
+	tick := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		last    time.Time
+		refresh time.Duration
+		want    time.Time
+	}{
+		{tick, time.Second, tick.Add(time.Second)},
+		{tick.Add(3 * time.Millisecond), time.Second, tick.Add(time.Second)},
+		{tick.Add(99 * time.Millisecond), time.Second, tick.Add(time.Second)},
+		{tick.Add(3 * time.Millisecond), 250 * time.Millisecond, tick.Add(250 * time.Millisecond)},
+		{tick.Add(3 * time.Millisecond), 5 * time.Second, tick.Add(5 * time.Second)},
+		{tick.Add(3 * time.Millisecond), 1050 * time.Millisecond, tick.Add(1100 * time.Millisecond)}, // not on the 100ms grid: rounded up to it
+	}
+	for _, tt := range tests {
+		if got := nextRefresh(tt.last, tt.refresh); !got.Equal(tt.want) {
+			t.Errorf("nextRefresh(%v after a tick, %v) = %v after it, want %v", tt.last.Sub(tick), tt.refresh, got.Sub(tick), tt.want.Sub(tick))
+		}
 	}
 }
