@@ -19,8 +19,9 @@ type edgeIDs struct {
 	ids           []string
 }
 
-// idProblems lists what makes the edges' IDs not unique across the Swarm:
-// two edges with the same machine ID, an edge without a generator, an ID
+// idProblems lists what makes the edges' IDs not unique across the Swarm,
+// or the check vacuous: two edges with the same machine ID, an edge
+// without a generator or without IDs, an ID
 // that is not a number or whose machine ID is not its edge's, an ID minted
 // twice (by one edge or by two). None means the check passed.
 func idProblems(edges []edgeIDs) []string {
@@ -29,6 +30,9 @@ func idProblems(edges []edgeIDs) []string {
 	for _, e := range edges {
 		if len(e.machineIDs) == 0 {
 			problems = append(problems, fmt.Sprintf("%s: no generator in /sonyflake/state", e.edge))
+		}
+		if len(e.ids) == 0 {
+			problems = append(problems, fmt.Sprintf("%s: no IDs collected", e.edge))
 		}
 		for _, m := range e.machineIDs {
 			if other, taken := owner[m]; taken {
@@ -95,6 +99,10 @@ func TestIDProblems(t *testing.T) {
 		{"an ID of another machine", []edgeIDs{
 			{"n1", []int64{11}, 16, []string{id(3, 2, 13)}},
 		}, []string{"n1: ID " + id(3, 2, 13) + " has machine ID 13, the edge's are [11]"}},
+		{"no IDs", []edgeIDs{
+			{"n1", []int64{11}, 16, []string{id(1, 0, 11)}},
+			{"n2", []int64{12}, 16, nil},
+		}, []string{"n2: no IDs collected"}},
 		{"no generator, not a number", []edgeIDs{
 			{"n1", nil, 16, []string{"abc"}},
 		}, []string{"n1: no generator in /sonyflake/state", `n1: ID "abc" is not a decimal sonyflake ID`}},
