@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -68,7 +69,7 @@ func nodeLossTable(runs []partitionRun) string {
 	b.WriteString("| proxy | tasks cut off | failed / sent | worst | p99 |\n| --- | --- | --- | --- | --- |\n")
 	for _, r := range runs {
 		fmt.Fprintf(&b, "| %s | %d of 6 | %s / %s | %s | %s |\n", r.proxy, r.lostTasks, thousands(r.res.failed.Load()),
-			thousands(r.res.sent()), seconds(r.res.worst()), seconds(r.res.p99()))
+			thousands(r.res.sent()), latency(r.res.worst()), latency(r.res.p99()))
 	}
 	return b.String()
 }
@@ -77,14 +78,14 @@ func nodeLossTable(runs []partitionRun) string {
 // the edge's own view of the cut.
 func nodeLossMarkdown(edge partitionRun, table string) string {
 	load, _ := os.ReadFile("/proc/loadavg")
-	return fmt.Sprintf("Measured %s by `SWARMEDGE_NODE_LOSS_REPORT=1 .ci/multinode` (load average %s at the end):\n"+
+	return fmt.Sprintf("Measured %s by `SWARMEDGE_NODE_LOSS_REPORT=1 .ci/multinode` on %d CPUs (load average %s at the end):\n"+
 		"a real Swarm of 3 `dockerd` in network namespaces on one bridge (`integration/multinode`), 6 `whoami`\n"+
 		"tasks, the proxy on the manager. Each proxy in turn, under the same load: 8 keep-alive connections\n"+
 		"in a closed loop plus 100 GETs/s open loop, each GET allowed 10 s; 2 s in, the worker with the\n"+
-		"most tasks has its link cut (no RST, like a machine losing power) for %v, then it is healed, and\n"+
+		"most tasks has its link cut (no RST, like a machine losing power) for %.0f s, then it is healed, and\n"+
 		"the load goes on until 2 s after every task is served again. Failed = an error status or no answer\n"+
 		"within 10 s; worst and p99 are over all GETs.\n\n%s\n"+
-		"The edge's set (admin API `/swarm/upstreams`, read every %v): the cut node's tasks were out %.2f s\n"+
+		"The edge's set (admin API `/swarm/upstreams`, read every %d ms): the cut node's tasks were out %.2f s\n"+
 		"after the cut; all 6 were served again %.2f s after the heal.\n\n"+
 		"The edge: the harness's Caddyfile (`dynamic swarm` with `health_uri`, `health_interval 1s`,\n"+
 		"`transport swarm { tcp_user_timeout 2s; dial_timeout 1s }`). Caddy: `dynamic a tasks.app 80\n"+
@@ -92,8 +93,8 @@ func nodeLossMarkdown(edge partitionRun, table string) string {
 		"`server-template t 6 tasks.app:80 check inter 1s resolvers docker init-addr none`, `option httpchk\n"+
 		"GET /health`, `resolvers docker { nameserver dns 127.0.0.11:53; hold valid 1s }`, `timeout connect 1s`.\n"+
 		"All three have two retries (`lb_retries 2` with `fail_duration 10s`; `retries 2` with `option redispatch 1`).\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), strings.Fields(string(load) + " ?")[0], partitionHold, table,
-		pollEvery, edge.left.Seconds(), edge.back.Seconds())
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), strings.Fields(string(load) + " ?")[0],
+		partitionHold.Seconds(), table, pollEvery.Milliseconds(), edge.left.Seconds(), edge.back.Seconds())
 }
 
 // thousands writes n with thousands separators.
@@ -105,5 +106,10 @@ func thousands(n int64) string {
 	return s
 }
 
-// seconds writes d in seconds with two decimals.
-func seconds(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+// latency writes d in milliseconds below a second, else in seconds.
+func latency(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
