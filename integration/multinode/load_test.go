@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,16 +20,34 @@ type loadResult struct {
 	maxNanos   atomic.Int64
 	mu         sync.Mutex
 	failures   []string            // the first few
+	slow       []string            // the first few GETs slower than slowGET
 	took       []time.Duration     // every GET's, failed ones too
 	ids        map[string][]string // the X-Request-IDs answered, by URL
 	distinct   map[string]struct{}
 	duplicates int
 }
 
-// record notes one GET to url.
-func (r *loadResult) record(url string, took time.Duration, err error, id string) {
+// slowGET is the time above which a GET is noted, with when it started
+// and which task answered, to tell later why it was slow.
+const slowGET = time.Second
+
+// get is one GET as the load saw it.
+type get struct {
+	url      string
+	at, took time.Duration // start, from the start of the load; duration
+	err      error
+	id       string // the answer's X-Request-ID
+	servedBy string // the task that answered (whoami's Hostname line)
+}
+
+// record notes one GET.
+func (r *loadResult) record(g get) {
+	url, took, err, id := g.url, g.took, g.err, g.id
 	r.mu.Lock()
 	r.took = append(r.took, took)
+	if took > slowGET && len(r.slow) < 10 {
+		r.slow = append(r.slow, fmt.Sprintf("started at +%.2fs, took %v, answered by %q, error %v", g.at.Seconds(), took.Round(time.Millisecond), g.servedBy, err))
+	}
 	r.mu.Unlock()
 	for {
 		cur := r.maxNanos.Load()
@@ -90,19 +109,12 @@ func runLoad(ctx context.Context, urls []string, conns int, rate int) *loadResul
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: conns + rate},
 	}
+	begin := time.Now()
 	get := func(url string) {
 		start := time.Now()
-		resp, err := client.Get(url)
-		id := ""
-		if err == nil {
-			_, err = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			id = resp.Header.Get("X-Request-Id")
-			if err == nil && resp.StatusCode != http.StatusOK {
-				err = fmt.Errorf("status %d", resp.StatusCode)
-			}
-		}
-		res.record(url, time.Since(start), err, id)
+		g := getOnce(client, url)
+		g.at, g.took = start.Sub(begin), time.Since(start)
+		res.record(g)
 	}
 	var wg sync.WaitGroup
 	for _, url := range urls {
@@ -128,4 +140,27 @@ func runLoad(ctx context.Context, urls []string, conns int, rate int) *loadResul
 	}
 	wg.Wait()
 	return res
+}
+
+// getOnce sends one GET to url and reads the answer.
+func getOnce(client *http.Client, url string) get {
+	g := get{url: url}
+	resp, err := client.Get(url)
+	if err != nil {
+		g.err = err
+		return g
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	g.id = resp.Header.Get("X-Request-Id")
+	if _, rest, found := strings.Cut(string(body), "Hostname: "); found {
+		g.servedBy, _, _ = strings.Cut(rest, "\n")
+	}
+	switch {
+	case err != nil:
+		g.err = err
+	case resp.StatusCode != http.StatusOK:
+		g.err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return g
 }

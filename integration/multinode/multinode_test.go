@@ -105,7 +105,7 @@ func edgeURL(nd *node) string { return "http://" + nd.ip + ":" + edgePort + "/" 
 
 // underLoad runs the steady load against url (8 keep-alive connections in
 // a closed loop, 100 GETs/s open loop) from 2 s before act until 2 s
-// after it.
+// after it: act begins at +2 s of the load.
 func underLoad(url string, act func()) *loadResult {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel() // also when act fails the test: no load goes on into the next scenario
@@ -139,7 +139,7 @@ func assertLoad(t *testing.T, res *loadResult) {
 	t.Helper()
 	t.Logf("load: %s", res)
 	if res.failed.Load() != 0 || res.worst() > 3*time.Second || res.ok.Load() == 0 {
-		t.Errorf("want 0 failed GETs and none slower than 3s; first failures: %v", res.failures)
+		t.Errorf("want 0 failed GETs and none slower than 3s; first failures: %v; first GETs slower than %v: %q", res.failures, slowGET, res.slow)
 	}
 }
 
