@@ -66,8 +66,9 @@ func adminGet(nd *node, path string, into any) error {
 	return json.Unmarshal(body, into)
 }
 
-// servedTasks asks the edge on nd which tasks of app it serves.
-func servedTasks(nd *node) ([]string, error) {
+// edgeTasks asks the edge on nd which tasks of app it knows (the last DNS
+// answer) and which of them it serves.
+func edgeTasks(nd *node) (known, served []string, err error) {
 	var services []struct {
 		Tasks []struct {
 			Address string `json:"address"`
@@ -75,18 +76,26 @@ func servedTasks(nd *node) ([]string, error) {
 		} `json:"tasks"`
 	}
 	if err := adminGet(nd, "/swarm/upstreams", &services); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var served []string
 	for _, s := range services {
 		for _, task := range s.Tasks {
+			ip := strings.TrimSuffix(task.Address, ":80")
+			known = append(known, ip)
 			if task.Served {
-				served = append(served, strings.TrimSuffix(task.Address, ":80"))
+				served = append(served, ip)
 			}
 		}
 	}
+	slices.Sort(known)
 	slices.Sort(served)
-	return served, nil
+	return known, served, nil
+}
+
+// servedTasks asks the edge on nd which tasks of app it serves.
+func servedTasks(nd *node) ([]string, error) {
+	_, served, err := edgeTasks(nd)
+	return served, err
 }
 
 // taskIPs returns the overlay addresses of app's tasks running on nd.

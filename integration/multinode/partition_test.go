@@ -35,9 +35,10 @@ type partitionRun struct {
 	res       *loadResult
 	// left is when the cut node's tasks left the set of the edge on the
 	// first node, after the cut; back is when that edge served all 6
-	// tasks again, after the heal; -1: not within partitionHold or
-	// backBound.
-	left, back time.Duration
+	// tasks again, after the heal, and inDNS when its DNS answer listed
+	// all 6 again (the edge cannot serve a task before); -1: not within
+	// partitionHold or backBound.
+	left, back, inDNS time.Duration
 }
 
 // setLink sets the host side of nd's veth up or down: down, the node is
@@ -138,13 +139,17 @@ func partitionUnderLoad(t *testing.T, c *cluster, proxy, url string) partitionRu
 		time.Sleep(time.Until(cut.Add(partitionHold)))
 		healed := time.Now()
 		setLink(t, lost, "up")
+		run.inDNS = -1
 		run.back = timeUntil(healed, backBound, func() bool {
-			served, err := servedTasks(watch)
+			known, served, err := edgeTasks(watch)
+			if err == nil && len(known) == 6 && run.inDNS < 0 {
+				run.inDNS = time.Since(healed)
+			}
 			return err == nil && len(served) == 6
 		})
 	})
-	t.Logf("%s: %s cut off for %v with tasks %v: out of the edge's set %v after the cut, all 6 back %v after the heal; load: %s",
-		proxy, lost.name, partitionHold, lostIPs, run.left.Round(time.Millisecond), run.back.Round(time.Millisecond), run.res)
+	t.Logf("%s: %s cut off for %v with tasks %v: out of the edge's set %v after the cut; after the heal all 6 in DNS after %v, served after %v; load: %s",
+		proxy, lost.name, partitionHold, lostIPs, run.left.Round(time.Millisecond), run.inDNS.Round(time.Millisecond), run.back.Round(time.Millisecond), run.res)
 	if len(run.res.failures) > 0 {
 		t.Logf("%s: first failures: %v", proxy, run.res.failures)
 	}
