@@ -4,8 +4,8 @@
 // machine: N dockerd daemons, each in a network namespace of its own on one
 // Linux bridge, with real overlay networking between them (see
 // shared/design.md, "Testing on a real multi-node Swarm"). It needs root,
-// /usr/sbin/dockerd (20.10) and /usr/sbin/haproxy (for a comparison); it
-// does not use the host's engine:
+// /usr/sbin/dockerd (20.10) and, for the node loss comparison only,
+// /usr/sbin/haproxy; it does not use the host's engine:
 //
 //	go test -tags multinode -v ./integration/multinode/
 //
@@ -84,7 +84,7 @@ func requireEnvironment(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("multinode: skipped: needs root (network namespaces, a bridge, dockerd)")
 	}
-	for _, bin := range []string{"/usr/sbin/dockerd", "docker", "ip", "iptables", "nsenter", "/usr/sbin/haproxy", "ldd"} {
+	for _, bin := range []string{"/usr/sbin/dockerd", "docker", "ip", "iptables", "nsenter"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("multinode: skipped: no %s", bin)
 		}

@@ -126,13 +126,15 @@ func loadImages(t *testing.T, c *cluster) {
 	write(t, filepath.Join(dir, "dynamic-a.Caddyfile"), dynamicACaddyfile)
 	write(t, filepath.Join(dir, "dynamic-a.Dockerfile"), caddyDockerfile("dynamic-a.Caddyfile"))
 	write(t, filepath.Join(dir, "whoami.Dockerfile"), "FROM scratch\nCOPY whoami /whoami\nENTRYPOINT [\"/whoami\"]\n")
-	haproxyRoot(t, filepath.Join(dir, "haproxy-root"))
-	write(t, filepath.Join(dir, "haproxy.Dockerfile"), "FROM scratch\nCOPY haproxy-root/ /\n"+
-		"ENTRYPOINT [\"/usr/sbin/haproxy\", \"-db\", \"-f\", \"/etc/haproxy/haproxy.cfg\"]\n")
 	builder := c.nodes[0]
 	images := []struct{ tag, dockerfile string }{
-		{edgeImage, "edge.Dockerfile"}, {whoamiImage, "whoami.Dockerfile"},
-		{dynamicAImage, "dynamic-a.Dockerfile"}, {haproxyImage, "haproxy.Dockerfile"},
+		{edgeImage, "edge.Dockerfile"}, {whoamiImage, "whoami.Dockerfile"}, {dynamicAImage, "dynamic-a.Dockerfile"},
+	}
+	if haveHAProxy() {
+		haproxyRoot(t, filepath.Join(dir, "haproxy-root"))
+		write(t, filepath.Join(dir, "haproxy.Dockerfile"), "FROM scratch\nCOPY haproxy-root/ /\n"+
+			"ENTRYPOINT [\"/usr/sbin/haproxy\", \"-db\", \"-f\", \"/etc/haproxy/haproxy.cfg\"]\n")
+		images = append(images, struct{ tag, dockerfile string }{haproxyImage, "haproxy.Dockerfile"})
 	}
 	var tags []string
 	for _, image := range images {
@@ -151,13 +153,23 @@ func loadImages(t *testing.T, c *cluster) {
 	t.Logf("images built and loaded into %d nodes in %.1fs", len(c.nodes), time.Since(start).Seconds())
 }
 
+// haproxyBinary is the host's HAProxy, copied into an image for the node
+// loss comparison.
+const haproxyBinary = "/usr/sbin/haproxy"
+
+// haveHAProxy reports whether the host has HAProxy and ldd to copy it.
+func haveHAProxy() bool {
+	_, errHAProxy := os.Stat(haproxyBinary)
+	_, errLdd := exec.LookPath("ldd")
+	return errHAProxy == nil && errLdd == nil
+}
+
 // haproxyRoot lays out the host's HAProxy under root: the binary, the
 // libraries `ldd` names (at their paths, symlinks resolved) and the config.
 func haproxyRoot(t *testing.T, root string) {
 	t.Helper()
-	const binary = "/usr/sbin/haproxy"
-	files := []string{binary}
-	for _, line := range strings.Split(must(t, "ldd", binary), "\n") {
+	files := []string{haproxyBinary}
+	for _, line := range strings.Split(must(t, "ldd", haproxyBinary), "\n") {
 		// "libssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
 		for _, field := range strings.Fields(line) {
 			if strings.HasPrefix(field, "/") {

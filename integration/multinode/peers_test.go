@@ -29,6 +29,9 @@ const nodeLossReport = "benchmarks/node-loss.md"
 // and to HAProxy in front of the same tasks, under the same load, and
 // reports the three side by side. It asserts nothing about the peers.
 func compareNodeLoss(t *testing.T, c *cluster, edgeRun partitionRun) {
+	if !haveHAProxy() {
+		t.Skipf("multinode: node loss comparison skipped: no %s or ldd", haproxyBinary)
+	}
 	manager := c.nodes[0]
 	managerID := manager.docker(t, "info", "--format", "{{.Swarm.NodeID}}")
 	for _, p := range peers {
