@@ -3,6 +3,7 @@
 package multinode
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -20,7 +21,7 @@ type loadResult struct {
 	maxNanos   atomic.Int64
 	mu         sync.Mutex
 	failures   []string            // the first few
-	slow       []string            // the first few GETs slower than slowGET
+	slow       []get               // the slowest few GETs over slowGET, slowest first
 	took       []time.Duration     // every GET's, failed ones too
 	ids        map[string][]string // the X-Request-IDs answered, by URL
 	distinct   map[string]struct{}
@@ -28,8 +29,12 @@ type loadResult struct {
 }
 
 // slowGET is the time above which a GET is noted, with when it started
-// and which task answered, to tell later why it was slow.
-const slowGET = time.Second
+// and which task answered, to tell later why it was slow; the slowest
+// keepSlow are kept.
+const (
+	slowGET  = time.Second
+	keepSlow = 8
+)
 
 // get is one GET as the load saw it.
 type get struct {
@@ -45,8 +50,10 @@ func (r *loadResult) record(g get) {
 	url, took, err, id := g.url, g.took, g.err, g.id
 	r.mu.Lock()
 	r.took = append(r.took, took)
-	if took > slowGET && len(r.slow) < 10 {
-		r.slow = append(r.slow, fmt.Sprintf("started at +%.2fs, took %v, answered by %q, error %v", g.at.Seconds(), took.Round(time.Millisecond), g.servedBy, err))
+	if took > slowGET {
+		i, _ := slices.BinarySearchFunc(r.slow, took, func(s get, took time.Duration) int { return cmp.Compare(took, s.took) })
+		r.slow = slices.Insert(r.slow, i, g)
+		r.slow = r.slow[:min(len(r.slow), keepSlow)]
 	}
 	r.mu.Unlock()
 	for {
@@ -74,6 +81,15 @@ func (r *loadResult) record(g get) {
 		r.ids[url] = append(r.ids[url], id)
 		r.mu.Unlock()
 	}
+}
+
+// slowest describes the slowest GETs over slowGET.
+func (r *loadResult) slowest() []string {
+	var lines []string
+	for _, g := range r.slow {
+		lines = append(lines, fmt.Sprintf("started at +%.2fs, took %v, answered by %q, error %v", g.at.Seconds(), g.took.Round(time.Millisecond), g.servedBy, g.err))
+	}
+	return lines
 }
 
 // sent is how many GETs the run made.

@@ -153,6 +153,6 @@ func partitionUnderLoad(t *testing.T, c *cluster, proxy, url string) partitionRu
 	if len(run.res.failures) > 0 {
 		t.Logf("%s: first failures: %v", proxy, run.res.failures)
 	}
-	t.Logf("%s: first GETs slower than %v (the cut at +2s): %q", proxy, slowGET, run.res.slow)
+	t.Logf("%s: slowest GETs over %v (the cut at +2s): %q", proxy, slowGET, run.res.slowest())
 	return run
 }
