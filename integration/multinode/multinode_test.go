@@ -200,9 +200,7 @@ func TestMultinode(t *testing.T) {
 		edgeRun = &run
 		assertLoad(t, run.res)
 		assertTasksLeft(t, run.left)
-		if run.back < 0 {
-			t.Errorf("the edge did not serve all 6 tasks again within %v of the heal", backBound)
-		}
+		assertTasksBack(t, run)
 	})
 
 	t.Run("node loss side by side: the edge, Caddy's dynamic a, HAProxy", func(t *testing.T) {

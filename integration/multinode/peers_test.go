@@ -88,9 +88,9 @@ func nodeLossMarkdown(edge partitionRun, table string) string {
 		"most tasks has its link cut (no RST, like a machine losing power) for %.0f s, then it is healed, and\n"+
 		"the load goes on until 2 s after every task is served again. Failed = an error status or no answer\n"+
 		"within 10 s; worst and p99 are over all GETs.\n\n%s\n"+
-		"The edge's set (admin API `/swarm/upstreams`, read every %d ms): the cut node's tasks were out %.2f s\n"+
-		"after the cut; after the heal, Docker's DNS listed all 6 again after %.2f s and the edge served\n"+
-		"them after %.2f s.\n\n"+
+		"The edge's set (admin API `/swarm/upstreams`, read every %d ms): the cut node's tasks were out %s\n"+
+		"after the cut; after the heal, Docker's DNS listed all 6 again after %s and the edge served\n"+
+		"them after %s.\n\n"+
 		"The edge: the harness's Caddyfile (`dynamic swarm` with `health_uri`, `health_interval 1s`,\n"+
 		"`transport swarm { tcp_user_timeout 2s; dial_timeout 1s }`). Caddy: `dynamic a tasks.app 80\n"+
 		"{ resolvers 127.0.0.11; refresh 1s }`, `transport http { dial_timeout 1s }`. HAProxy:\n"+
@@ -98,7 +98,7 @@ func nodeLossMarkdown(edge partitionRun, table string) string {
 		"GET /health`, `resolvers docker { nameserver dns 127.0.0.11:53; hold valid 1s }`, `timeout connect 1s`.\n"+
 		"All three have two retries (`lb_retries 2` with `fail_duration 10s`; `retries 2` with `option redispatch 1`).\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), strings.Fields(string(load) + " ?")[0],
-		partitionHold.Seconds(), table, pollEvery.Milliseconds(), edge.left.Seconds(), edge.inDNS.Seconds(), edge.back.Seconds())
+		partitionHold.Seconds(), table, pollEvery.Milliseconds(), within(edge.left), within(edge.inDNS), within(edge.back))
 }
 
 // thousands writes n with thousands separators.
