@@ -23,7 +23,7 @@ const (
 	// backBound is how soon after a heal Docker's DNS must list every
 	// task again: generous, since it depends on the managers. A node cut
 	// off for 10 s may be marked down and its tasks started elsewhere;
-	// on a loaded 2-core box that took over 30 s in 4 of 15 partitions
+	// on a loaded 2-core box that took over 30 s in 4 of 18 partitions
 	// (the edge's DNS answer lacked tasks all that time).
 	backBound = 90 * time.Second
 	// servedLag is how soon the edge must serve every task once its DNS
