@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -224,5 +225,41 @@ func TestSwarmTransportDeadTaskFailsOverAndComesBack(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// A POST already sent to a task that stops acknowledging is not retried on
+// another task (it may have taken effect there): it fails after about
+// tcp_user_timeout with 504, Caddy's status for an upstream error that is
+// a timeout (ETIMEDOUT), and the next request goes to another task.
+func TestSwarmTransportPostToDeadTaskFails(t *testing.T) {
+	if !inPrivateNetns(t) {
+		return
+	}
+	dnsServer := startTestDNSServer(t, func(q dns.Question) *dns.Msg {
+		return aRecords(q.Name, "127.0.0.2", "127.0.0.3")
+	})
+	startNamedTask(t, "127.0.0.2")
+	startNamedTask(t, "127.0.0.3")
+	startEdge(t, dnsServer.addr, map[string]any{"tcp_user_timeout": "2s"})
+	if task, _ := edgeGet(t); task != "127.0.0.2" {
+		t.Fatalf("warm-up answered by %s, want 127.0.0.2 (policy first)", task)
+	}
+	cutOff(t, "127.0.0.2")
+	start := time.Now()
+	client := &http.Client{Timeout: 20 * time.Second}
+	resp, err := client.Post("http://127.0.0.1:8000/", "text/plain", strings.NewReader("order 1"))
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("POST after %v: %v", took, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout || took < 1500*time.Millisecond || took > 4*time.Second {
+		t.Fatalf("the POST to the cut-off task: status %d after %v (%q), want 504 after 1.5–4 s", resp.StatusCode, took, body)
+	}
+	t.Logf("the POST failed with %d after %v", resp.StatusCode, took)
+	if task, took := edgeGet(t); task != "127.0.0.3" || took > 500*time.Millisecond {
+		t.Fatalf("the next GET: answered by %s after %v, want 127.0.0.3 at once", task, took)
 	}
 }

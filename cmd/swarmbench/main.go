@@ -13,7 +13,9 @@
 // the ID endpoint; each task's share after a scale-out under keep-alive
 // load; open-loop fault rows (DNS outage, task kill, a single replica's
 // stop-first gap, 0 tasks, no task past wait_for_tasks); the idle cost of
-// 400 services next to HAProxy's. Peers run in turn within a round, in
+// 400 services next to HAProxy's; and, not measured here, the node loss
+// comparison that the multi-node harness wrote (benchmarks/node-loss.md),
+// included as it is. Peers run in turn within a round, in
 // alternating order across rounds; the tables show the median and range
 // over the rounds.
 //
@@ -188,6 +190,11 @@ func run(ctx context.Context, p plan, dir, command string) (err error) {
 		res.Cost = &cost
 		reportCost(cost)
 	}
+	if p.runs(sectionNodeLoss) {
+		if res.NodeLoss, err = readNodeLoss(); err != nil {
+			return err
+		}
+	}
 	m.Elapsed = time.Since(m.Start)
 	m.LoadAfter = loadAverage()
 	verdicts := checkPromises(p, res)
@@ -223,6 +230,7 @@ type results struct {
 	Stamping            []stampingSample
 	Cost                *idleCost     // nil when not run
 	WaitForTasks        time.Duration // the edge's wait_for_tasks; 0: the binary has none
+	NodeLoss            string        // the committed node loss comparison (nodeLossName); "" when there is none
 }
 
 // rounds runs every scenario plan.rounds times.

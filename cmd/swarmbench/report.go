@@ -79,7 +79,7 @@ func markdown(m machine, p plan, res *results, service string, vs []verdict) str
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
 	w("# Benchmarks\n\n")
-	w("Every figure below comes from one run of `%s` on one machine: the edge and its peers\n", m.Command)
+	w("Every figure below but section 9's comes from one run of `%s` on one machine: the edge and its peers\n", m.Command)
 	w("in turn, against the local Swarm stand-in (`integration/swarmsim`: tasks on 127.0.10.x, Docker-like\n")
 	w("DNS, an IPVS-like VIP). Rounds: %d; within a round every peer runs once, and alternate rounds\n", p.rounds)
 	w("reverse the order. Cells show the **median** over the rounds and the range (min–max) in brackets.\n")
@@ -135,6 +135,9 @@ func markdown(m machine, p plan, res *results, service string, vs []verdict) str
 	}
 	if res.Cost != nil {
 		writeCost(w, res.Cost)
+	}
+	if p.runs(sectionNodeLoss) {
+		writeNodeLoss(w, res.NodeLoss)
 	}
 	return b.String()
 }

@@ -16,9 +16,10 @@ const (
 	sectionSkew      = "skew"
 	sectionFaults    = "faults"
 	sectionCost      = "cost"
+	sectionNodeLoss  = "node_loss" // runs nothing: includes the multi-node harness's figures
 )
 
-var allSections = []string{sectionIDs, sectionProxy, sectionRequestID, sectionMetrics, sectionStamping, sectionSkew, sectionFaults, sectionCost}
+var allSections = []string{sectionIDs, sectionProxy, sectionRequestID, sectionMetrics, sectionStamping, sectionSkew, sectionFaults, sectionCost, sectionNodeLoss}
 
 // parseSections reads --sections: a comma-separated list of section names;
 // empty selects them all (nil).

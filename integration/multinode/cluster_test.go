@@ -4,7 +4,8 @@
 // machine: N dockerd daemons, each in a network namespace of its own on one
 // Linux bridge, with real overlay networking between them (see
 // shared/design.md, "Testing on a real multi-node Swarm"). It needs root,
-// /usr/sbin/dockerd (20.10); it does not use the host's engine:
+// /usr/sbin/dockerd (20.10) and, for the node loss comparison only,
+// /usr/sbin/haproxy; it does not use the host's engine:
 //
 //	go test -tags multinode -v ./integration/multinode/
 //
