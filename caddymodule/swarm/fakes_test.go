@@ -3,8 +3,10 @@ package swarm
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,6 +150,16 @@ type testDNSServer struct {
 	addr       string
 	udpQueries atomic.Int32
 	tcpQueries atomic.Int32
+
+	mu         sync.Mutex
+	udpSources map[string]bool // the client addresses UDP queries came from
+}
+
+// sources returns the client addresses UDP queries came from.
+func (s *testDNSServer) sources() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.udpSources))
 }
 
 // Names the test server answers specially over UDP.
@@ -177,11 +189,14 @@ func startTestDNSServer(t testing.TB, handler func(q dns.Question) *dns.Msg) *te
 			}
 		}
 	}
-	s := &testDNSServer{addr: pc.LocalAddr().String()}
+	s := &testDNSServer{addr: pc.LocalAddr().String(), udpSources: make(map[string]bool)}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		_, udp := w.RemoteAddr().(*net.UDPAddr)
 		if udp {
 			s.udpQueries.Add(1)
+			s.mu.Lock()
+			s.udpSources[w.RemoteAddr().String()] = true
+			s.mu.Unlock()
 		} else {
 			s.tcpQueries.Add(1)
 		}
