@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,13 +197,22 @@ func closedUDPPort(t *testing.T) string {
 	return addr
 }
 
-// Resolvers that do not answer share one lookup's deadline: every one is
-// asked before it ends, and the lookup ends with it.
+// Resolvers that do not answer share one lookup's deadline: each is
+// waited for its equal share of the time left, so every one is asked
+// before it ends, and the lookup gives up at the deadline, not before.
+// The times are lower bounds, which a loaded box cannot break: timers
+// fire late, never early.
 func TestSwarmSilentResolversShareOneDeadline(t *testing.T) {
+	const n = 3
+	var asked [n]atomic.Pointer[time.Time] // when each resolver got its query
 	var silent []*testDNSServer
 	var addrs []string
-	for range 3 {
-		s := startTestDNSServer(t, func(dns.Question) *dns.Msg { return nil })
+	for i := range n {
+		s := startTestDNSServer(t, func(dns.Question) *dns.Msg {
+			now := time.Now()
+			asked[i].Store(&now)
+			return nil
+		})
 		silent = append(silent, s)
 		addrs = append(addrs, s.addr)
 	}
@@ -211,13 +221,21 @@ func TestSwarmSilentResolversShareOneDeadline(t *testing.T) {
 	start := time.Now()
 	_, result, err := lookupWithin(loop, deadline)
 	took := time.Since(start)
-	if result != resultTimeout || err == nil || strings.Count(err.Error(), "asking 127.0.0.1:") != 3 {
-		t.Fatalf("result %q, error %v; want a timeout naming all 3 resolvers", result, err)
+	if result != resultTimeout || err == nil || strings.Count(err.Error(), "asking 127.0.0.1:") != n {
+		t.Fatalf("result %q, error %v; want a timeout naming all %d resolvers", result, err, n)
 	}
 	for i, s := range silent {
 		if s.udpQueries.Load() != 1 {
-			t.Errorf("resolver %d asked %d times, want once", i+1, s.udpQueries.Load())
+			t.Fatalf("resolver %d asked %d times, want once", i+1, s.udpQueries.Load())
 		}
+		at := asked[i].Load()
+		// resolver i is asked once those before it had their shares: i/n of the deadline
+		if earliest := deadline * time.Duration(i) / n; at.Sub(start) < earliest {
+			t.Errorf("resolver %d asked %v after the start, before the earlier ones' shares (%v) ran out", i+1, at.Sub(start), earliest)
+		}
+	}
+	if took < deadline {
+		t.Errorf("the lookup gave up after %v, before its deadline of %v", took, deadline)
 	}
 	if took > 2*deadline { // a bound on a loaded box, not a timing claim: 3 × 5 s would fail it
 		t.Fatalf("the lookup took %v past its deadline of %v", took, deadline)
