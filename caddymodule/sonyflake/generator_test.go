@@ -260,3 +260,29 @@ func TestGeneratorRaiseFloorNeverLowers(t *testing.T) {
 		})
 	}
 }
+
+// The last time unit the field holds still mints; the one after is
+// refused (its IDs would set bit 63: negative).
+func TestGeneratorMintsUpToTheEndOfTheTimeField(t *testing.T) {
+	l := layout{start: defaultStartTime, unit: time.Millisecond, sequenceBits: 15, machineIDBits: 16} // 2^32 ms: 49.7 days
+	last := l.timeOf(1<<l.timeBits() - 1)
+	for _, tc := range []struct {
+		name    string
+		now     time.Time
+		wantErr bool
+	}{
+		{"last unit", last, false},
+		{"after the end", last.Add(l.unit), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, _ := newTestGenerator(l, 1, tc.now)
+			id, err := g.next(0)
+			if tc.wantErr != (err != nil) || err != nil && !errors.Is(err, errOutOfIDs) {
+				t.Fatalf("next at %s = %d, %v; want an error: %v (errOutOfIDs)", tc.now, id, err, tc.wantErr)
+			}
+			if err == nil && (id < 0 || l.decompose(id).Time != 1<<l.timeBits()-1) {
+				t.Fatalf("next at %s = %d (%+v), want an ID of the last unit", tc.now, id, l.decompose(id))
+			}
+		})
+	}
+}
