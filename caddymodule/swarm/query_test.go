@@ -77,6 +77,10 @@ func TestSwarmQueryOutcomesFromARealServer(t *testing.T) {
 			return &dns.Msg{MsgHdr: dns.MsgHdr{Rcode: dns.RcodeRefused}}
 		case "tasks.empty.":
 			return new(dns.Msg)
+		case "tasks.other.": // records, none of them an address
+			txt := &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"x"}}
+			aaaa := &dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET}, AAAA: net.ParseIP("fd00::1")}
+			return &dns.Msg{Answer: []dns.RR{txt, aaaa, txt, aaaa}}
 		default: // tasks.silent.
 			return nil
 		}
@@ -96,6 +100,8 @@ func TestSwarmQueryOutcomesFromARealServer(t *testing.T) {
 		{"tasks.refused", "ipv4", 10 * time.Second, resultError, nil, "answered: rcode REFUSED"},
 		{"tasks.empty", "ipv4", 10 * time.Second, resultEmpty, nil, "answered: no A record for tasks.empty."},
 		{"tasks.garbage", "ipv4", 10 * time.Second, resultError, nil, "answered: unreadable answer"},
+		{"tasks.other", "ipv4", 10 * time.Second, resultError, nil, // the first three records named
+			`answered: no usable A record for tasks.other. among 4 records: tasks.other. 0 IN TXT "x"; tasks.other. 0 IN AAAA fd00::1; tasks.other. 0 IN TXT "x"; …`},
 		{"tasks.silent", "ipv4", 500 * time.Millisecond, resultTimeout, nil, "context deadline exceeded"},
 	} {
 		t.Run(tc.name+" "+tc.versions, func(t *testing.T) {
