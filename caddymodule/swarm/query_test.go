@@ -77,6 +77,8 @@ func TestSwarmQueryOutcomesFromARealServer(t *testing.T) {
 			return &dns.Msg{MsgHdr: dns.MsgHdr{Rcode: dns.RcodeRefused}}
 		case "tasks.empty.":
 			return new(dns.Msg)
+		case "tasks.twice.": // one task listed twice, in order
+			return aRecords(q.Name, "10.0.0.1", "10.0.0.1", "10.0.0.2")
 		case "tasks.other.": // records, none of them an address
 			txt := &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"x"}}
 			aaaa := &dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET}, AAAA: net.ParseIP("fd00::1")}
@@ -94,6 +96,7 @@ func TestSwarmQueryOutcomesFromARealServer(t *testing.T) {
 	}{
 		{"tasks.small", "ipv4", 10 * time.Second, resultOK, []string{"10.0.0.1", "10.0.0.2"}, ""},
 		{"tasks.small", "ipv4 ipv6", 10 * time.Second, resultOK, []string{"10.0.0.1", "10.0.0.2"}, ""},
+		{"tasks.twice", "ipv4", 10 * time.Second, resultOK, []string{"10.0.0.1", "10.0.0.2"}, ""},
 		{"tasks.wrongid", "ipv4", 10 * time.Second, resultOK, []string{"10.0.0.1", "10.0.0.2"}, ""},
 		{"tasks.nx", "ipv4", 10 * time.Second, resultNXDomain, nil, "answered: NXDOMAIN: no such name tasks.nx."},
 		{"tasks.fail", "ipv4", 10 * time.Second, resultServFail, nil, "answered: SERVFAIL"},
@@ -132,6 +135,21 @@ func TestSwarmTruncatedAnswerThatDoesNotUnpackIsAskedOverTCP(t *testing.T) {
 	}
 	if srv.tcpQueries.Load() != 1 {
 		t.Fatalf("%d queries over TCP, want 1", srv.tcpQueries.Load())
+	}
+}
+
+// A truncated answer whose full answer over TCP has no address fails
+// with an error that says the server answered that over TCP.
+func TestSwarmUnusableAnswerOverTCPSaysSo(t *testing.T) {
+	srv := startTestDNSServer(t, func(q dns.Question) *dns.Msg {
+		txt := &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"x"}}
+		return &dns.Msg{Answer: []dns.RR{txt, txt, txt, txt}} // long enough to be cut over UDP
+	})
+	loop := newQueryLoop(t, "tasks.cut", "ipv4", srv.addr)
+	_, result, err := lookupWithin(loop, 10*time.Second)
+	want := srv.addr + " answered over TCP: no usable A record for tasks.cut."
+	if result != resultError || err == nil || !strings.Contains(err.Error(), want) || srv.tcpQueries.Load() != 1 {
+		t.Fatalf("result %q, error %v, %d queries over TCP; want one, and an error containing %q", result, err, srv.tcpQueries.Load(), want)
 	}
 }
 
