@@ -153,6 +153,23 @@ func TestSwarmUnusableAnswerOverTCPSaysSo(t *testing.T) {
 	}
 }
 
+// A truncated answer asked again over TCP, where no answer comes, is a
+// timeout, like a UDP query with no answer: not an error.
+func TestSwarmSilentTCPRetryIsATimeout(t *testing.T) {
+	var asked atomic.Int32
+	srv := startTestDNSServer(t, func(q dns.Question) *dns.Msg {
+		if asked.Add(1) > 1 { // the TCP retry after the first, UDP, answer
+			return nil
+		}
+		return aRecords(q.Name, "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4") // cut over UDP
+	})
+	loop := newQueryLoop(t, "tasks.cut", "ipv4", srv.addr)
+	_, result, err := lookupWithin(loop, 2*time.Second)
+	if result != resultTimeout || err == nil || !strings.Contains(err.Error(), "over TCP: ") || srv.tcpQueries.Load() != 1 {
+		t.Fatalf("result %q, error %v, %d queries over TCP; want one, timed out", result, err, srv.tcpQueries.Load())
+	}
+}
+
 // With several resolvers, a failure moves on to the next; an answer that
 // settles the question (addresses, empty, NXDOMAIN) does not.
 func TestSwarmQueryTriesTheNextResolverOnFailureOnly(t *testing.T) {
