@@ -167,6 +167,7 @@ const (
 	garbageName = "tasks.garbage." // bytes that do not parse
 	cutName     = "tasks.cut."     // the TC bit, and the answer cut mid-record
 	wrongIDName = "tasks.wrongid." // first an answer with another ID and address, then the real one
+	shortName   = "tasks.short."   // the message ID alone: two bytes
 )
 
 // startTestDNSServer serves handler's answers (the reply header and
@@ -200,9 +201,13 @@ func startTestDNSServer(t testing.TB, handler func(q dns.Question) *dns.Msg) *te
 		} else {
 			s.tcpQueries.Add(1)
 		}
-		if req.Question[0].Name == garbageName {
+		switch req.Question[0].Name {
+		case garbageName:
 			// a header that promises records, then nothing parseable
 			_, _ = w.Write([]byte{byte(req.Id >> 8), byte(req.Id), 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 0xde, 0xad})
+			return
+		case shortName:
+			_, _ = w.Write([]byte{byte(req.Id >> 8), byte(req.Id)})
 			return
 		}
 		resp := handler(req.Question[0])

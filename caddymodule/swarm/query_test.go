@@ -103,6 +103,7 @@ func TestSwarmQueryOutcomesFromARealServer(t *testing.T) {
 		{"tasks.refused", "ipv4", 10 * time.Second, resultError, nil, "answered: rcode REFUSED"},
 		{"tasks.empty", "ipv4", 10 * time.Second, resultEmpty, nil, "answered: no A record for tasks.empty."},
 		{"tasks.garbage", "ipv4", 10 * time.Second, resultError, nil, "answered: unreadable answer"},
+		{"tasks.short", "ipv4", 10 * time.Second, resultError, nil, "answered: unreadable answer"}, // no flags byte to test for TC
 		{"tasks.other", "ipv4", 10 * time.Second, resultError, nil, // the first three records named
 			`answered: no usable A record for tasks.other. among 4 records: tasks.other. 0 IN TXT "x"; tasks.other. 0 IN AAAA fd00::1; tasks.other. 0 IN TXT "x"; …`},
 		{"tasks.silent", "ipv4", 500 * time.Millisecond, resultTimeout, nil, "context deadline exceeded"},
