@@ -226,3 +226,63 @@ func BenchmarkMintParallel(b *testing.B) {
 		}
 	})
 }
+
+// raiseFloor (a successor taking over after its predecessor's last ID)
+// only ever raises: an ID below what g already issued, even within the
+// same time unit, must not make g issue that unit's IDs again.
+func TestGeneratorRaiseFloorNeverLowers(t *testing.T) {
+	l := defaultLayout
+	const m = 10
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	u := l.unitsAt(t0)
+	for _, tc := range []struct {
+		name  string
+		after int64
+		want  int64 // the next ID issued
+	}{
+		{"earlier sequence, same unit", l.compose(u, 1, m), l.compose(u, 3, m)},
+		{"earlier unit, higher sequence", l.compose(u-1, 200, m), l.compose(u, 3, m)},
+		{"the last ID issued", l.compose(u, 2, m), l.compose(u, 3, m)},
+		{"later sequence, same unit", l.compose(u, 9, m), l.compose(u, 10, m)},
+		{"later sequence, higher machine ID", l.compose(u, 9, m+1), l.compose(u, 10, m)},
+		{"later unit", l.compose(u+1, 0, m), l.compose(u+1, 1, m)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, _ := newTestGenerator(l, m, t0)
+			if _, err := g.nextN(nil, 3, 0); err != nil { // sequences 0 to 2 of unit u
+				t.Fatal(err)
+			}
+			g.raiseFloor(tc.after)
+			id, err := g.next(time.Second)
+			if err != nil || id != tc.want {
+				t.Fatalf("next after raiseFloor(%+v) = %+v, %v; want %+v", l.decompose(tc.after), l.decompose(id), err, l.decompose(tc.want))
+			}
+		})
+	}
+}
+
+// The last time unit the field holds still mints; the one after is
+// refused (its IDs would set bit 63: negative).
+func TestGeneratorMintsUpToTheEndOfTheTimeField(t *testing.T) {
+	l := layout{start: defaultStartTime, unit: time.Millisecond, sequenceBits: 15, machineIDBits: 16} // 2^32 ms: 49.7 days
+	last := l.timeOf(1<<l.timeBits() - 1)
+	for _, tc := range []struct {
+		name    string
+		now     time.Time
+		wantErr bool
+	}{
+		{"last unit", last, false},
+		{"after the end", last.Add(l.unit), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, _ := newTestGenerator(l, 1, tc.now)
+			id, err := g.next(0)
+			if tc.wantErr != (err != nil) || err != nil && !errors.Is(err, errOutOfIDs) {
+				t.Fatalf("next at %s = %d, %v; want an error: %v (errOutOfIDs)", tc.now, id, err, tc.wantErr)
+			}
+			if err == nil && (id < 0 || l.decompose(id).Time != 1<<l.timeBits()-1) {
+				t.Fatalf("next at %s = %d (%+v), want an ID of the last unit", tc.now, id, l.decompose(id))
+			}
+		})
+	}
+}

@@ -137,11 +137,6 @@ func TestRequestIDReplacesUpstreamValue(t *testing.T) {
 		"ReadFrom": func(w http.ResponseWriter) {
 			_, _ = w.(io.ReaderFrom).ReadFrom(struct{ io.Reader }{strings.NewReader("body")})
 		},
-		"1xx first": func(w http.ResponseWriter) {
-			w.WriteHeader(http.StatusEarlyHints)
-			w.Header().Add("X-Request-ID", "upstream-again")
-			w.WriteHeader(http.StatusOK)
-		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h, _, _ := newTestRequestID(t, RequestID{})
@@ -158,6 +153,39 @@ func TestRequestIDReplacesUpstreamValue(t *testing.T) {
 				t.Errorf("response X-Request-ID = %q, want only the edge's [%v]", resp, got.id)
 			}
 		})
+	}
+}
+
+// After a 1xx (e.g. 103 Early Hints passed on by reverse_proxy), the final
+// header still carries only the edge's ID. Served over real HTTP: the
+// ResponseRecorder keeps the header of the first WriteHeader, 1xx or not.
+func TestRequestIDReplacesUpstreamValueAfter1xx(t *testing.T) {
+	h, _, _ := newTestRequestID(t, RequestID{})
+	upstream := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Add("X-Request-ID", "from-upstream")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Add("X-Request-ID", "upstream-again")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+		if err := h.ServeHTTP(w, r, upstream); err != nil {
+			t.Error(err)
+		}
+	}))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ids := resp.Header.Values("X-Request-ID")
+	if len(ids) != 1 {
+		t.Fatalf("final response %d has X-Request-ID %q, want only the edge's", resp.StatusCode, ids)
+	}
+	if _, err := strconv.ParseInt(ids[0], 10, 64); err != nil {
+		t.Fatalf("final response %d has X-Request-ID %q, want the edge's decimal ID", resp.StatusCode, ids[0])
 	}
 }
 
@@ -194,6 +222,7 @@ func TestRequestIDHeaderRemovedDownstreamStaysRemoved(t *testing.T) {
 
 func TestRequestIDTrustIncoming(t *testing.T) {
 	longest := strings.Repeat("a", 128)
+	const everyKind = "azAZ09._:-" // both ends of each letter and digit range, and each sign
 	for _, tc := range []struct {
 		name          string
 		trustIncoming bool
@@ -201,10 +230,10 @@ func TestRequestIDTrustIncoming(t *testing.T) {
 		incoming      []string
 		wantKept      bool
 	}{
-		{name: "kept from trusted proxy", trustIncoming: true, trustedProxy: true, incoming: []string{"Ab9._:-z"}, wantKept: true},
+		{name: "kept from trusted proxy", trustIncoming: true, trustedProxy: true, incoming: []string{everyKind}, wantKept: true},
 		{name: "kept at 128 characters", trustIncoming: true, trustedProxy: true, incoming: []string{longest}, wantKept: true},
-		{name: "untrusted source", trustIncoming: true, incoming: []string{"Ab9._:-z"}},
-		{name: "trust_incoming off", trustedProxy: true, incoming: []string{"Ab9._:-z"}},
+		{name: "untrusted source", trustIncoming: true, incoming: []string{everyKind}},
+		{name: "trust_incoming off", trustedProxy: true, incoming: []string{everyKind}},
 		{name: "129 characters", trustIncoming: true, trustedProxy: true, incoming: []string{longest + "a"}},
 		{name: "empty", trustIncoming: true, trustedProxy: true, incoming: []string{""}},
 		{name: "space", trustIncoming: true, trustedProxy: true, incoming: []string{"a b"}},

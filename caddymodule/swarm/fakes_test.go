@@ -3,8 +3,10 @@ package swarm
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,6 +150,16 @@ type testDNSServer struct {
 	addr       string
 	udpQueries atomic.Int32
 	tcpQueries atomic.Int32
+
+	mu         sync.Mutex
+	udpSources map[string]bool // the client addresses UDP queries came from
+}
+
+// sources returns the client addresses UDP queries came from.
+func (s *testDNSServer) sources() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.udpSources))
 }
 
 // Names the test server answers specially over UDP.
@@ -155,6 +167,7 @@ const (
 	garbageName = "tasks.garbage." // bytes that do not parse
 	cutName     = "tasks.cut."     // the TC bit, and the answer cut mid-record
 	wrongIDName = "tasks.wrongid." // first an answer with another ID and address, then the real one
+	shortName   = "tasks.short."   // the message ID alone: two bytes
 )
 
 // startTestDNSServer serves handler's answers (the reply header and
@@ -177,17 +190,24 @@ func startTestDNSServer(t testing.TB, handler func(q dns.Question) *dns.Msg) *te
 			}
 		}
 	}
-	s := &testDNSServer{addr: pc.LocalAddr().String()}
+	s := &testDNSServer{addr: pc.LocalAddr().String(), udpSources: make(map[string]bool)}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		_, udp := w.RemoteAddr().(*net.UDPAddr)
 		if udp {
 			s.udpQueries.Add(1)
+			s.mu.Lock()
+			s.udpSources[w.RemoteAddr().String()] = true
+			s.mu.Unlock()
 		} else {
 			s.tcpQueries.Add(1)
 		}
-		if req.Question[0].Name == garbageName {
+		switch req.Question[0].Name {
+		case garbageName:
 			// a header that promises records, then nothing parseable
 			_, _ = w.Write([]byte{byte(req.Id >> 8), byte(req.Id), 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 0xde, 0xad})
+			return
+		case shortName:
+			_, _ = w.Write([]byte{byte(req.Id >> 8), byte(req.Id)})
 			return
 		}
 		resp := handler(req.Question[0])

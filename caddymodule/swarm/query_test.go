@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,6 +77,12 @@ func TestSwarmQueryOutcomesFromARealServer(t *testing.T) {
 			return &dns.Msg{MsgHdr: dns.MsgHdr{Rcode: dns.RcodeRefused}}
 		case "tasks.empty.":
 			return new(dns.Msg)
+		case "tasks.twice.": // one task listed twice, in order
+			return aRecords(q.Name, "10.0.0.1", "10.0.0.1", "10.0.0.2")
+		case "tasks.other.": // records, none of them an address
+			txt := &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"x"}}
+			aaaa := &dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET}, AAAA: net.ParseIP("fd00::1")}
+			return &dns.Msg{Answer: []dns.RR{txt, aaaa, txt, aaaa}}
 		default: // tasks.silent.
 			return nil
 		}
@@ -89,12 +96,16 @@ func TestSwarmQueryOutcomesFromARealServer(t *testing.T) {
 	}{
 		{"tasks.small", "ipv4", 10 * time.Second, resultOK, []string{"10.0.0.1", "10.0.0.2"}, ""},
 		{"tasks.small", "ipv4 ipv6", 10 * time.Second, resultOK, []string{"10.0.0.1", "10.0.0.2"}, ""},
+		{"tasks.twice", "ipv4", 10 * time.Second, resultOK, []string{"10.0.0.1", "10.0.0.2"}, ""},
 		{"tasks.wrongid", "ipv4", 10 * time.Second, resultOK, []string{"10.0.0.1", "10.0.0.2"}, ""},
 		{"tasks.nx", "ipv4", 10 * time.Second, resultNXDomain, nil, "answered: NXDOMAIN: no such name tasks.nx."},
 		{"tasks.fail", "ipv4", 10 * time.Second, resultServFail, nil, "answered: SERVFAIL"},
 		{"tasks.refused", "ipv4", 10 * time.Second, resultError, nil, "answered: rcode REFUSED"},
 		{"tasks.empty", "ipv4", 10 * time.Second, resultEmpty, nil, "answered: no A record for tasks.empty."},
 		{"tasks.garbage", "ipv4", 10 * time.Second, resultError, nil, "answered: unreadable answer"},
+		{"tasks.short", "ipv4", 10 * time.Second, resultError, nil, "answered: unreadable answer"}, // no flags byte to test for TC
+		{"tasks.other", "ipv4", 10 * time.Second, resultError, nil, // the first three records named
+			`answered: no usable A record for tasks.other. among 4 records: tasks.other. 0 IN TXT "x"; tasks.other. 0 IN AAAA fd00::1; tasks.other. 0 IN TXT "x"; …`},
 		{"tasks.silent", "ipv4", 500 * time.Millisecond, resultTimeout, nil, "context deadline exceeded"},
 	} {
 		t.Run(tc.name+" "+tc.versions, func(t *testing.T) {
@@ -125,6 +136,38 @@ func TestSwarmTruncatedAnswerThatDoesNotUnpackIsAskedOverTCP(t *testing.T) {
 	}
 	if srv.tcpQueries.Load() != 1 {
 		t.Fatalf("%d queries over TCP, want 1", srv.tcpQueries.Load())
+	}
+}
+
+// A truncated answer whose full answer over TCP has no address fails
+// with an error that says the server answered that over TCP.
+func TestSwarmUnusableAnswerOverTCPSaysSo(t *testing.T) {
+	srv := startTestDNSServer(t, func(q dns.Question) *dns.Msg {
+		txt := &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"x"}}
+		return &dns.Msg{Answer: []dns.RR{txt, txt, txt, txt}} // long enough to be cut over UDP
+	})
+	loop := newQueryLoop(t, "tasks.cut", "ipv4", srv.addr)
+	_, result, err := lookupWithin(loop, 10*time.Second)
+	want := srv.addr + " answered over TCP: no usable A record for tasks.cut."
+	if result != resultError || err == nil || !strings.Contains(err.Error(), want) || srv.tcpQueries.Load() != 1 {
+		t.Fatalf("result %q, error %v, %d queries over TCP; want one, and an error containing %q", result, err, srv.tcpQueries.Load(), want)
+	}
+}
+
+// A truncated answer asked again over TCP, where no answer comes, is a
+// timeout, like a UDP query with no answer: not an error.
+func TestSwarmSilentTCPRetryIsATimeout(t *testing.T) {
+	var asked atomic.Int32
+	srv := startTestDNSServer(t, func(q dns.Question) *dns.Msg {
+		if asked.Add(1) > 1 { // the TCP retry after the first, UDP, answer
+			return nil
+		}
+		return aRecords(q.Name, "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4") // cut over UDP
+	})
+	loop := newQueryLoop(t, "tasks.cut", "ipv4", srv.addr)
+	_, result, err := lookupWithin(loop, 2*time.Second)
+	if result != resultTimeout || err == nil || !strings.Contains(err.Error(), "over TCP: ") || srv.tcpQueries.Load() != 1 {
+		t.Fatalf("result %q, error %v, %d queries over TCP; want one, timed out", result, err, srv.tcpQueries.Load())
 	}
 }
 
@@ -196,13 +239,22 @@ func closedUDPPort(t *testing.T) string {
 	return addr
 }
 
-// Resolvers that do not answer share one lookup's deadline: every one is
-// asked before it ends, and the lookup ends with it.
+// Resolvers that do not answer share one lookup's deadline: each is
+// waited for its equal share of the time left, so every one is asked
+// before it ends, and the lookup gives up at the deadline, not before.
+// The times are lower bounds, which a loaded box cannot break: timers
+// fire late, never early.
 func TestSwarmSilentResolversShareOneDeadline(t *testing.T) {
+	const n = 3
+	var asked [n]atomic.Pointer[time.Time] // when each resolver got its query
 	var silent []*testDNSServer
 	var addrs []string
-	for range 3 {
-		s := startTestDNSServer(t, func(dns.Question) *dns.Msg { return nil })
+	for i := range n {
+		s := startTestDNSServer(t, func(dns.Question) *dns.Msg {
+			now := time.Now()
+			asked[i].Store(&now)
+			return nil
+		})
 		silent = append(silent, s)
 		addrs = append(addrs, s.addr)
 	}
@@ -211,13 +263,21 @@ func TestSwarmSilentResolversShareOneDeadline(t *testing.T) {
 	start := time.Now()
 	_, result, err := lookupWithin(loop, deadline)
 	took := time.Since(start)
-	if result != resultTimeout || err == nil || strings.Count(err.Error(), "asking 127.0.0.1:") != 3 {
-		t.Fatalf("result %q, error %v; want a timeout naming all 3 resolvers", result, err)
+	if result != resultTimeout || err == nil || strings.Count(err.Error(), "asking 127.0.0.1:") != n {
+		t.Fatalf("result %q, error %v; want a timeout naming all %d resolvers", result, err, n)
 	}
 	for i, s := range silent {
 		if s.udpQueries.Load() != 1 {
-			t.Errorf("resolver %d asked %d times, want once", i+1, s.udpQueries.Load())
+			t.Fatalf("resolver %d asked %d times, want once", i+1, s.udpQueries.Load())
 		}
+		at := asked[i].Load()
+		// resolver i is asked once those before it had their shares: i/n of the deadline
+		if earliest := deadline * time.Duration(i) / n; at.Sub(start) < earliest {
+			t.Errorf("resolver %d asked %v after the start, before the earlier ones' shares (%v) ran out", i+1, at.Sub(start), earliest)
+		}
+	}
+	if took < deadline {
+		t.Errorf("the lookup gave up after %v, before its deadline of %v", took, deadline)
 	}
 	if took > 2*deadline { // a bound on a loaded box, not a timing claim: 3 × 5 s would fail it
 		t.Fatalf("the lookup took %v past its deadline of %v", took, deadline)
