@@ -128,22 +128,24 @@ func (s *slot) start(l layout, storage certmagic.Storage, logger *zap.Logger) er
 func (s *slot) successor(prev *generator, l layout, storage certmagic.Storage, logger *zap.Logger) (*generator, error) {
 	now := s.reg.now()
 	var after int64
+	stored := reservation{ID: -1} // the previous process's; none for prev
 	if prev != nil {
 		after = prev.lastID()
 	} else {
-		stored, err := loadReservation(storage, s.machineID)
-		if err != nil {
+		var err error
+		if stored, err = loadReservation(storage, s.machineID); err != nil {
 			return nil, err
 		}
 		// Never the time unit this process started in: the previous
 		// process may have minted in it.
 		after = max(stored.ID, l.compose(l.unitsAt(now), l.maxSequence(), s.machineID))
-		if err := checkResumable(l, s.machineID, stored, l.decompose(after).Time+1, now); err != nil {
-			return nil, err
-		}
 	}
 	succ := newGenerator(l, s.machineID, after, s.reg.now, s.reg.sleep)
-	due := l.timeOf(succ.lastUnits() + 1)
+	next := succ.lastUnits() + 1
+	if err := checkResumable(l, s.machineID, stored, next, now); err != nil {
+		return nil, err
+	}
+	due := l.timeOf(next)
 	wait := due.Sub(now) - endpointLead
 	switch {
 	case wait <= 0:

@@ -257,11 +257,11 @@ func (p *taskPool) checkReachable() {
 		defer close(check.done)
 		defer w.check.Store(nil)
 		withdrawn := p.dnsWithdrewAll()
-		refused := !withdrawn && allRefuse(p.ctx, p.dialReach, dials)
+		reachable := !withdrawn && !allRefuse(p.ctx, p.dialReach, dials)
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		switch {
-		case !withdrawn && !refused:
+		case reachable:
 			p.endOutage("a task accepts connections again, or may")
 		case !slices.Equal(p.snapshot.Load().dials, dials):
 		case withdrawn:

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"syscall"
@@ -265,30 +266,26 @@ func TestSwarmReleaseFollowsCompletedRequests(t *testing.T) {
 }
 
 // awaitReleased returns the index of a held request, not yet in released,
-// that returns with the task.
+// that returns with the task, failing t if none does (a deadlock guard).
 func awaitReleased(t *testing.T, held []request, released map[int]bool) int {
 	t.Helper()
-	deadline := time.After(5 * time.Second)
-	for {
-		for i, req := range held {
-			if released[i] {
-				continue
-			}
-			select {
-			case got := <-req.dials:
-				if len(got) != 1 {
-					t.Fatalf("a released request got %v, want the task", got)
-				}
-				return i
-			default:
-			}
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("no held request was released; %d were", len(released))
-		case <-time.After(time.Millisecond):
+	var cases []reflect.SelectCase
+	var index []int
+	for i, req := range held {
+		if !released[i] {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(req.dials)})
+			index = append(index, i)
 		}
 	}
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(time.After(5 * time.Second))})
+	chosen, got, _ := reflect.Select(cases)
+	if chosen == len(index) {
+		t.Fatalf("no held request was released; %d were", len(released))
+	}
+	if dials := got.Interface().([]string); len(dials) != 1 {
+		t.Fatalf("a released request got %v, want the task", dials)
+	}
+	return index[chosen]
 }
 
 func TestSwarmNoWait(t *testing.T) {
