@@ -117,6 +117,64 @@ func (s *scriptedLookup) lookup(context.Context) ([]netip.Addr, refreshResult, e
 	return addrs, s.result, s.err
 }
 
+// inGoroutine makes a lookup that blocks a beginFunc of l.
+func inGoroutine(l *dnsLoop, lookup func(context.Context) ([]netip.Addr, refreshResult, error)) beginFunc {
+	return func(done lookupDone) {
+		go func() { done(lookup(l.ctx)) }()
+	}
+}
+
+// refresh performs one lookup outside the schedule, applies its result
+// and returns when it has.
+func (l *dnsLoop) refresh() {
+	seq := l.lastStarted.Add(1)
+	ended := make(chan struct{})
+	l.begin(func(addrs []netip.Addr, result refreshResult, err error) {
+		if l.ctx.Err() == nil {
+			l.apply(seq, l.clock.Now(), addrs, result, err)
+		}
+		close(ended)
+	})
+	<-ended
+}
+
+// runLoop puts l on its schedule until the test ends, then waits for its
+// lookups to end.
+func runLoop(t *testing.T, l *dnsLoop) {
+	t.Cleanup(func() { l.stop(); <-l.done })
+	l.schedule.add(l)
+}
+
+// takeEarly reports whether an early re-resolve of l was asked for, and
+// forgets it.
+func takeEarly(l *dnsLoop) bool {
+	l.schedule.mu.Lock()
+	defer l.schedule.mu.Unlock()
+	asked := l.turn.early
+	l.turn.early = false
+	return asked
+}
+
+// lookupNow performs one lookup of l's client, ending by ctx's deadline
+// or queryTimeout, whichever is sooner.
+func lookupNow(l *dnsLoop, ctx context.Context) ([]netip.Addr, refreshResult, error) {
+	deadline := time.Now().Add(queryTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	type outcome struct {
+		addrs  []netip.Addr
+		result refreshResult
+		err    error
+	}
+	ended := make(chan outcome, 1)
+	l.client.begin(ctx, deadline, l.currentSettings().dialer(), func(addrs []netip.Addr, result refreshResult, err error) {
+		ended <- outcome{addrs, result, err}
+	})
+	o := <-ended
+	return o.addrs, o.result, o.err
+}
+
 // newTestPool returns a loop and pool for key, driven by a fake clock and
 // a scripted lookup, not running: tests call refresh and probeAll.
 func newTestPool(t *testing.T, key poolKey) (*fakeLoopClock, *scriptedLookup, *dnsLoop, *taskPool) {
@@ -132,8 +190,8 @@ func newTestPool(t *testing.T, key poolKey) (*fakeLoopClock, *scriptedLookup, *d
 	}
 	clk := newFakeLoopClock()
 	script := newScriptedLookup()
-	loop := newDNSLoop(key.resolverKey, clk)
-	loop.lookup = script.lookup
+	loop := newDNSLoop(key.resolverKey, newRefreshSchedule(clk))
+	loop.begin = func(done lookupDone) { done(script.lookup(loop.ctx)) }
 	loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
 	pool := newTaskPool(key, loop, clk)
 	loop.attach(pool)

@@ -84,29 +84,35 @@ type statusFollower interface {
 	sync(st *dnsStatus, now time.Time)
 }
 
-// lookupFunc performs one lookup. It returns the addresses found with
+// lookupDone receives the result of one lookup: the addresses found with
 // resultOK, or no addresses, another result and an error describing it.
-type lookupFunc func(ctx context.Context) ([]netip.Addr, refreshResult, error)
+type lookupDone func(addrs []netip.Addr, result refreshResult, err error)
+
+// beginFunc starts one lookup and returns at once; done is called once,
+// from any goroutine, when the lookup ends.
+type beginFunc func(done lookupDone)
 
 // dnsLoop looks up one name in the background for every handler that uses
-// it, across config reloads, and tells the task pools attached to it.
+// it, across config reloads, and tells the task pools attached to it. Its
+// lookups are started by a refreshSchedule.
 type dnsLoop struct {
-	key     resolverKey
-	servers []string
-	client  *dnsClient
-	clock   swarmClock
-	lookup  lookupFunc
-	started time.Time
+	key      resolverKey
+	servers  []string
+	client   *dnsClient
+	schedule *refreshSchedule
+	clock    swarmClock // the schedule's
+	begin    beginFunc
+	started  time.Time
 
-	status          atomic.Pointer[dnsStatus] // never nil
-	early           chan struct{}             // capacity 1: a pending early re-resolve
-	settingsChanged chan struct{}             // capacity 1: the refresh interval changed
-	firstAnswer     chan struct{}             // closed after the first lookup
-	firstOnce       sync.Once                 // closes firstAnswer
-	lastStarted     atomic.Uint64             // number of the last lookup started
-	ctx             context.Context           // the process's, cancelled by stop
-	cancel          context.CancelFunc
-	done            chan struct{} // closed when run returns
+	status       atomic.Pointer[dnsStatus] // never nil
+	refreshNanos atomic.Int64              // the refresh interval in effect
+	turn         loopTurn                  // guarded by schedule.mu
+	firstAnswer  chan struct{}             // closed after the first lookup
+	firstOnce    sync.Once                 // closes firstAnswer
+	lastStarted  atomic.Uint64             // number of the last lookup started
+	ctx          context.Context           // cancelled by stop
+	cancel       context.CancelFunc
+	done         chan struct{} // closed when stopped and no lookup runs
 
 	mu       sync.Mutex
 	users    map[any]loopSettings // by user, in practice its *Upstreams
@@ -116,117 +122,64 @@ type dnsLoop struct {
 	counted  map[refreshResult]prometheus.Counter // the refreshes counters of the name
 }
 
-// newDNSLoop returns a loop that is not running yet.
-func newDNSLoop(key resolverKey, clock swarmClock) *dnsLoop {
+// newDNSLoop returns a loop on schedule that is not running yet (see
+// refreshSchedule.add).
+func newDNSLoop(key resolverKey, schedule *refreshSchedule) *dnsLoop {
 	ctx, cancel := context.WithCancel(context.Background())
 	servers := key.servers()
 	l := &dnsLoop{
-		key:             key,
-		servers:         servers,
-		client:          newDNSClient(key.name, key.queryTypes(), servers),
-		clock:           clock,
-		started:         clock.Now(),
-		early:           make(chan struct{}, 1),
-		settingsChanged: make(chan struct{}, 1),
-		firstAnswer:     make(chan struct{}),
-		ctx:             ctx,
-		cancel:          cancel,
-		done:            make(chan struct{}),
-		users:           make(map[any]loopSettings),
-		pools:           make(map[statusFollower]struct{}),
-		counted:         make(map[refreshResult]prometheus.Counter),
+		key:         key,
+		servers:     servers,
+		client:      newDNSClient(key.name, key.queryTypes(), servers),
+		schedule:    schedule,
+		clock:       schedule.clock,
+		started:     schedule.clock.Now(),
+		turn:        loopTurn{index: -1},
+		firstAnswer: make(chan struct{}),
+		ctx:         ctx,
+		cancel:      cancel,
+		done:        make(chan struct{}),
+		users:       make(map[any]loopSettings),
+		pools:       make(map[statusFollower]struct{}),
+		counted:     make(map[refreshResult]prometheus.Counter),
 	}
-	l.lookup = l.query
+	l.begin = l.query
 	l.status.Store(new(dnsStatus))
 	return l
 }
 
-// stop stops the loop and gives its sockets back; run returns once the
-// lookups in flight have ended.
+// stop takes the loop off its schedule and gives its sockets back; the
+// lookups in flight end at once, and done is closed when they have.
 func (l *dnsLoop) stop() {
 	l.cancel()
+	if l.schedule.remove(l) {
+		close(l.done)
+	}
 	l.client.close()
 }
 
-// run starts a lookup every refresh interval, or earlier when asked,
-// until the loop is stopped. A lookup still running does not hold back
-// the next one: Docker answers NXDOMAIN for a service with no task only
-// after up to 12 s, and tasks started meanwhile must be found within an
-// interval, not after that answer. Up to maxLookupsInFlight overlap; a
-// result that arrives after a later lookup's is dropped (see apply).
-//
-// The lookups go to one long-lived worker while it is idle, and to a new
-// goroutine only while it is busy: a goroutine started per lookup would
-// cost more than the lookup itself.
-func (l *dnsLoop) run() {
-	var lookups sync.WaitGroup
-	defer close(l.done)
-	defer lookups.Wait()
-	inFlight := make(chan struct{}, maxLookupsInFlight)
-	idleWorker := make(chan struct{}) // unbuffered: a send is taken only by a waiting worker
-	defer close(idleWorker)
-	lookups.Go(func() {
-		for range idleWorker {
-			l.lookupOnce()
-			<-inFlight
-		}
+// startLookup starts a lookup, numbered so that a result that arrives
+// after a later lookup's is recognised (see apply). A lookup still
+// running does not hold back the next one: Docker answers NXDOMAIN for a
+// service with no task only after up to 12 s, and tasks started
+// meanwhile must be found within an interval, not after that answer. The
+// schedule lets up to maxLookupsInFlight overlap.
+func (l *dnsLoop) startLookup() {
+	seq := l.lastStarted.Add(1)
+	l.begin(func(addrs []netip.Addr, result refreshResult, err error) {
+		l.lookupEnded(seq, addrs, result, err)
 	})
-	select {
-	case <-l.settingsChanged: // before the first wait: read then anyway
-	default:
-	}
-	for {
-		select {
-		case inFlight <- struct{}{}:
-		case <-l.ctx.Done():
-			return
-		}
-		started := l.clock.Now()
-		select {
-		case idleWorker <- struct{}{}:
-		default:
-			lookups.Go(func() {
-				defer func() { <-inFlight }()
-				l.lookupOnce()
-			})
-		}
-		if !l.waitForNextRefresh(started) {
-			return
-		}
-	}
 }
 
-// lookupOnce refreshes and marks the first answer as come.
-func (l *dnsLoop) lookupOnce() {
-	l.refresh()
-	l.firstOnce.Do(func() { close(l.firstAnswer) })
-}
-
-// waitForNextRefresh waits until a refresh interval after the last lookup
-// started (aligned, see alignToTick), following changes of the interval (a reload that shortens it
-// takes effect at once), or for an early re-resolve request, the latter
-// no sooner than minEarlyRefreshGap after the last lookup started. It
-// reports false when the loop is stopped.
-func (l *dnsLoop) waitForNextRefresh(lastLookup time.Time) bool {
-	for early := false; ; {
-		refresh := l.currentSettings().refresh
-		next := nextRefresh(lastLookup, refresh)
-		if soonest := lastLookup.Add(minEarlyRefreshGap); early && soonest.Before(next) {
-			next = soonest
-		}
-		wait := next.Sub(l.clock.Now())
-		if wait <= 0 {
-			return true
-		}
-		select {
-		case <-l.ctx.Done():
-			return false
-		case <-l.clock.After(wait):
-			return true
-		case <-l.settingsChanged:
-		case <-l.early:
-			early = true
-		}
+// lookupEnded applies the result of lookup number seq, unless the loop
+// was stopped meanwhile, and marks the first answer as come.
+func (l *dnsLoop) lookupEnded(seq uint64, addrs []netip.Addr, result refreshResult, err error) {
+	if l.ctx.Err() == nil {
+		l.apply(seq, l.clock.Now(), addrs, result, err)
+		l.firstOnce.Do(func() { close(l.firstAnswer) })
+	}
+	if l.schedule.ended(l) {
+		close(l.done)
 	}
 }
 
@@ -252,36 +205,17 @@ func nextRefresh(last time.Time, refresh time.Duration) time.Time {
 // requestEarlyRefresh asks for a lookup before the next refresh; it never
 // blocks, and requests made while one is pending are merged.
 func (l *dnsLoop) requestEarlyRefresh() {
-	select {
-	case l.early <- struct{}{}:
-	default:
-	}
+	l.schedule.askEarly(l)
 }
 
-// query is the real lookupFunc: it ends within queryTimeout, or by ctx's
-// deadline if that is sooner.
-func (l *dnsLoop) query(ctx context.Context) ([]netip.Addr, refreshResult, error) {
-	deadline := time.Now().Add(queryTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	return l.client.lookup(ctx, deadline, l.currentSettings().dialer())
+// query is the real beginFunc: the lookup ends within queryTimeout.
+func (l *dnsLoop) query(done lookupDone) {
+	l.client.begin(l.ctx, time.Now().Add(queryTimeout), l.currentSettings().dialer(), done)
 }
 
 // dialer is the dialer of connections to DNS servers.
 func (s loopSettings) dialer() net.Dialer {
 	return net.Dialer{Timeout: s.dialTimeout, FallbackDelay: s.dialFallbackDelay}
-}
-
-// refresh performs one lookup and applies its result. The lookup bounds
-// its own time, so no context (and timer) is made per lookup.
-func (l *dnsLoop) refresh() {
-	seq := l.lastStarted.Add(1)
-	addrs, result, err := l.lookup(l.ctx)
-	if l.ctx.Err() != nil {
-		return // stopped meanwhile: the result is of no use
-	}
-	l.apply(seq, l.clock.Now(), addrs, result, err)
 }
 
 // apply updates the set with the result of lookup number seq by the rules
@@ -408,7 +342,8 @@ func (l *dnsLoop) removeUser(user any) (remaining int, wasUser bool) {
 }
 
 // updateSettings sets the shortest of each setting among the users and
-// wakes the loop when the refresh interval changed. l.mu must be held.
+// moves the next lookup when the refresh interval changed. l.mu must be
+// held.
 func (l *dnsLoop) updateSettings() {
 	var merged loopSettings
 	first := true
@@ -424,11 +359,15 @@ func (l *dnsLoop) updateSettings() {
 	changed := merged.refresh != l.settings.refresh
 	l.settings = merged
 	if changed {
-		select {
-		case l.settingsChanged <- struct{}{}:
-		default:
-		}
+		l.refreshNanos.Store(int64(merged.refresh))
+		l.schedule.refreshChanged(l)
 	}
+}
+
+// refreshInterval is the refresh interval in effect; unlike
+// currentSettings, it takes no lock.
+func (l *dnsLoop) refreshInterval() time.Duration {
+	return time.Duration(l.refreshNanos.Load())
 }
 
 // shorterFallbackDelay returns the shorter of two dial_fallback_delay

@@ -126,10 +126,7 @@ func TestSwarmResetCacheTriggersEarlyRateLimitedRefresh(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	<-loop.early // drain, so the loop below starts with no request pending
-
-	go loop.run()
-	t.Cleanup(func() { loop.stop(); <-loop.done })
+	runLoop(t, loop)
 	awaitLookup(t, script)
 	if d := clk.awaitWait(t); d != time.Second {
 		t.Fatalf("parked for %v, want the refresh interval 1s", d)
@@ -195,8 +192,7 @@ func TestSwarmReloadShorteningRefreshWakesTheLoop(t *testing.T) {
 			loop.removeUser(u) // newTestPool's user, with its 1s
 		}
 	}
-	go loop.run()
-	t.Cleanup(func() { loop.stop(); <-loop.done })
+	runLoop(t, loop)
 	awaitLookup(t, script)
 	if d := clk.awaitWait(t); d != time.Hour {
 		t.Fatalf("parked for %v, want the refresh interval 1h", d)
@@ -226,7 +222,7 @@ func TestSwarmLookupCapHoldsBackFurtherLookups(t *testing.T) {
 	clk, _, loop, _ := newTestPool(t, poolKey{port: 80})
 	release := make(chan struct{})
 	started := make(chan struct{}, 2*maxLookupsInFlight)
-	loop.lookup = func(ctx context.Context) ([]netip.Addr, refreshResult, error) {
+	loop.begin = inGoroutine(loop, func(ctx context.Context) ([]netip.Addr, refreshResult, error) {
 		started <- struct{}{}
 		select {
 		case <-release:
@@ -234,9 +230,8 @@ func TestSwarmLookupCapHoldsBackFurtherLookups(t *testing.T) {
 		case <-ctx.Done():
 			return nil, resultTimeout, ctx.Err()
 		}
-	}
-	go loop.run()
-	t.Cleanup(func() { loop.stop(); <-loop.done })
+	})
+	runLoop(t, loop)
 
 	for i := range maxLookupsInFlight {
 		select {
@@ -244,8 +239,10 @@ func TestSwarmLookupCapHoldsBackFurtherLookups(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("lookup %d never started", i+1)
 		}
-		clk.awaitWait(t)
-		clk.Advance(time.Second)
+		if i < maxLookupsInFlight-1 {
+			clk.awaitWait(t)
+			clk.Advance(time.Second)
+		}
 	}
 	// the loop now waits for a free slot, not on the clock
 	clk.Advance(time.Minute)
@@ -291,7 +288,7 @@ func TestSwarmSlowLookupDoesNotHoldBackTheNext(t *testing.T) {
 	slowAnswer := make(chan struct{})
 	var calls atomic.Int32
 	started := make(chan struct{}, 10)
-	loop.lookup = func(ctx context.Context) ([]netip.Addr, refreshResult, error) {
+	loop.begin = inGoroutine(loop, func(ctx context.Context) ([]netip.Addr, refreshResult, error) {
 		started <- struct{}{}
 		if calls.Add(1) == 1 {
 			select {
@@ -302,9 +299,8 @@ func TestSwarmSlowLookupDoesNotHoldBackTheNext(t *testing.T) {
 			}
 		}
 		return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, resultOK, nil
-	}
-	go loop.run()
-	t.Cleanup(func() { loop.stop(); <-loop.done })
+	})
+	runLoop(t, loop)
 
 	awaitStart := func(what string) {
 		t.Helper()
@@ -343,7 +339,7 @@ func TestSwarmSlowLookupDoesNotHoldBackTheNext(t *testing.T) {
 }
 
 func TestSwarmSharedLoopUsesShortestSettings(t *testing.T) {
-	loop := newDNSLoop(resolverKey{name: "tasks.app", resolvers: "127.0.0.1:53", versions: "ipv4"}, newFakeLoopClock())
+	loop := newDNSLoop(resolverKey{name: "tasks.app", resolvers: "127.0.0.1:53", versions: "ipv4"}, newRefreshSchedule(newFakeLoopClock()))
 	a, b := &Upstreams{}, &Upstreams{}
 	loop.addUser(a, loopSettings{refresh: 5 * time.Second, dialTimeout: time.Second, dialFallbackDelay: 100 * time.Millisecond})
 	loop.addUser(b, loopSettings{refresh: time.Second, dialTimeout: 3 * time.Second})
@@ -378,7 +374,7 @@ func TestSwarmSharedDialFallbackDelay(t *testing.T) {
 		{"both set", 200 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			loop := newDNSLoop(resolverKey{name: "tasks.app", resolvers: "127.0.0.1:53", versions: "ipv4"}, newFakeLoopClock())
+			loop := newDNSLoop(resolverKey{name: "tasks.app", resolvers: "127.0.0.1:53", versions: "ipv4"}, newRefreshSchedule(newFakeLoopClock()))
 			loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialFallbackDelay: tc.a})
 			loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialFallbackDelay: tc.b})
 			if got := loop.currentSettings().dialFallbackDelay; got != tc.want {

@@ -91,15 +91,16 @@ func (c *dnsClient) queryMsg(qtype uint16) *dns.Msg {
 	return msg
 }
 
-// close gives the sockets back; a lookup still running fails.
+// close gives the sockets back; the lookups running end at once.
 func (c *dnsClient) close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
-	for i, s := range c.sockets {
+	sockets := slices.Clone(c.sockets)
+	clear(c.sockets)
+	c.mu.Unlock()
+	for _, s := range sockets {
 		if s != nil {
-			s.release()
-			c.sockets[i] = nil
+			s.release(c)
 		}
 	}
 }
@@ -117,80 +118,110 @@ func (c *dnsClient) socket(i int) (*udpSocket, error) {
 	return c.sockets[i], nil
 }
 
-// lookup asks for every record type in turn, until the deadline or ctx's
-// end. A failure of any type fails the lookup: a partial set would drop
-// tasks that are there. The addresses are sorted and unique; the caller
-// must not modify them.
-func (c *dnsClient) lookup(ctx context.Context, deadline time.Time, dialer net.Dialer) ([]netip.Addr, refreshResult, error) {
-	var addrs []netip.Addr
-	var noTask error
-	result := resultEmpty
-	for _, qtype := range c.types {
-		found, res, err := c.lookupType(ctx, deadline, qtype, dialer)
-		switch {
-		case res == resultOK && addrs == nil:
-			addrs = found
-		case res == resultOK:
-			addrs = slices.Concat(addrs, found) // A records sort before AAAA
-		case res.settles():
-			if result != resultNXDomain {
-				result, noTask = res, err
-			}
-		default:
-			return nil, res, err
-		}
-	}
-	if len(addrs) > 0 {
-		return addrs, resultOK, nil
-	}
-	return nil, result, noTask
+// begin starts a lookup of every record type in turn, which ends by the
+// deadline, or at once when ctx ends or the client is closed, and calls
+// done with its result. A failure of any type fails the lookup: a
+// partial set would drop tasks that are there. The addresses are sorted
+// and unique; the caller must not modify them.
+//
+// No goroutine waits for the answers: each step is taken by whoever
+// hands on the previous one's outcome, in practice the socket's reader.
+func (c *dnsClient) begin(ctx context.Context, deadline time.Time, dialer net.Dialer, done lookupDone) {
+	r := &lookupRun{c: c, ctx: ctx, deadline: deadline, dialer: dialer, done: done, result: resultEmpty}
+	r.ask()
 }
 
-// lookupType asks the servers in order for one record type until one
-// settles the question (addresses, empty, no such name); a timeout,
-// SERVFAIL, refusal or unreadable answer moves on to the next. Each server
-// gets an equal share of the time left before the one deadline.
-func (c *dnsClient) lookupType(ctx context.Context, deadline time.Time, qtype uint16, dialer net.Dialer) ([]netip.Addr, refreshResult, error) {
-	var failures []string
-	result := resultError
-	for i := range c.servers {
-		share := time.Until(deadline) / time.Duration(len(c.servers)-i)
-		addrs, res, err := c.ask(ctx, time.Now().Add(share), i, qtype, dialer)
-		if res.settles() {
-			return addrs, res, err
-		}
-		result = res
-		failures = append(failures, err.Error())
-		if ctx.Err() != nil || !time.Now().Before(deadline) {
-			break
-		}
-	}
-	return nil, result, errors.New(strings.Join(failures, "; "))
+// lookupRun is one lookup in progress. Each record type is asked of the
+// servers in order until one settles it (addresses, empty, no such name);
+// a timeout, SERVFAIL, refusal or unreadable answer moves on to the next
+// server. Each server gets an equal share of the time left before the one
+// deadline. Its steps follow one another, never overlap.
+type lookupRun struct {
+	c        *dnsClient
+	ctx      context.Context
+	deadline time.Time
+	dialer   net.Dialer
+	done     lookupDone
+
+	typeIndex int       // the record type asked now, in c.types
+	server    int       // the server asked now
+	askedBy   time.Time // the deadline of the server asked now
+	addrs     []netip.Addr
+	result    refreshResult // of the types that settled with no address
+	noTask    error         // why they did
+	failures  []string      // of the servers that failed the current type
 }
 
-// ask asks server i for qtype over UDP and, whenever the answer has the
-// TC bit, again over TCP, before its records are read: a truncated
-// answer may not even unpack, and a truncated subset would churn the set.
-func (c *dnsClient) ask(ctx context.Context, deadline time.Time, i int, qtype uint16, dialer net.Dialer) ([]netip.Addr, refreshResult, error) {
-	sock, err := c.socket(i)
+// qtype is the record type asked now.
+func (r *lookupRun) qtype() uint16 { return r.c.types[r.typeIndex] }
+
+// ask asks the current server for the current type over UDP.
+func (r *lookupRun) ask() {
+	sock, err := r.c.socket(r.server)
 	if err != nil {
-		return nil, resultError, err
+		r.failed(resultError, err)
+		return
 	}
-	x := udpExchanges.Get().(*udpExchange)
-	defer udpExchanges.Put(x)
-	x.query = append(x.query[:0], c.queries[qtype]...)
-	answer, err := sock.exchange(ctx, x, deadline, dialer)
+	share := time.Until(r.deadline) / time.Duration(len(r.c.servers)-r.server)
+	r.askedBy = time.Now().Add(share)
+	sock.send(r.ctx, r.c.queries[r.qtype()], r.askedBy, r.dialer, r.c, r)
+}
+
+// answered takes the current server's UDP answer, or why none came; an
+// answer with the TC bit is asked again over TCP before its records are
+// read: a truncated answer may not even unpack, and a truncated subset
+// would churn the set.
+func (r *lookupRun) answered(answer []byte, err error) {
+	server := r.c.servers[r.server]
 	switch {
 	case err != nil:
-		return nil, failureResult(err), fmt.Errorf("asking %s: %w", c.servers[i], err)
+		r.failed(failureResult(err), fmt.Errorf("asking %s: %w", server, err))
 	case len(answer) > 2 && answer[2]&truncatedFlag != 0:
-		return c.askOverTCP(ctx, deadline, i, qtype, dialer)
+		go func() { r.got(r.c.askOverTCP(r.ctx, r.askedBy, r.server, r.qtype(), r.dialer)) }()
+	default:
+		addrs, result, err := r.c.read(answer, answerKey{r.server, r.qtype()})
+		if err != nil {
+			err = fmt.Errorf("%s answered: %w", server, err)
+		}
+		r.got(addrs, result, err)
 	}
-	addrs, result, err := c.read(answer, answerKey{i, qtype})
-	if err != nil {
-		err = fmt.Errorf("%s answered: %w", c.servers[i], err)
+}
+
+// got takes the current server's reading of its answer: one that settles
+// the type moves on to the next type, or ends the lookup after the last.
+func (r *lookupRun) got(addrs []netip.Addr, result refreshResult, err error) {
+	switch {
+	case !result.settles():
+		r.failed(result, err)
+		return
+	case result == resultOK && r.addrs == nil:
+		r.addrs = addrs
+	case result == resultOK:
+		r.addrs = slices.Concat(r.addrs, addrs) // A records sort before AAAA
+	case r.result != resultNXDomain:
+		r.result, r.noTask = result, err
 	}
-	return addrs, result, err
+	r.typeIndex, r.server, r.failures = r.typeIndex+1, 0, nil
+	switch {
+	case r.typeIndex < len(r.c.types):
+		r.ask()
+	case len(r.addrs) > 0:
+		r.done(r.addrs, resultOK, nil)
+	default:
+		r.done(nil, r.result, r.noTask)
+	}
+}
+
+// failed takes the current server's failure: the next server is asked
+// while there is one and time is left, else the lookup fails.
+func (r *lookupRun) failed(result refreshResult, err error) {
+	r.failures = append(r.failures, err.Error())
+	r.server++
+	if r.server < len(r.c.servers) && r.ctx.Err() == nil && time.Now().Before(r.deadline) {
+		r.ask()
+		return
+	}
+	r.done(nil, result, errors.New(strings.Join(r.failures, "; ")))
 }
 
 // failureResult is the result of a query that got no answer.

@@ -30,7 +30,7 @@ func TestSwarmQueryFindsAllTasksOfATruncatedAnswer(t *testing.T) {
 	})
 	loop := newQueryLoop(t, "tasks.big", "ipv4", srv.addr)
 
-	addrs, result, err := loop.lookup(context.Background())
+	addrs, result, err := lookupNow(loop, context.Background())
 	if result != resultOK || err != nil {
 		t.Fatalf("result %q, error %v", result, err)
 	}
@@ -48,7 +48,7 @@ func TestSwarmQueryFindsAllTasksOfATruncatedAnswer(t *testing.T) {
 // newQueryLoop returns a loop for name asking resolvers, not running;
 // its sockets are given back when the test ends.
 func newQueryLoop(t testing.TB, name, versions string, resolvers ...string) *dnsLoop {
-	loop := newDNSLoop(resolverKey{name: name, resolvers: strings.Join(resolvers, ","), versions: versions}, realClock{})
+	loop := newDNSLoop(resolverKey{name: name, resolvers: strings.Join(resolvers, ","), versions: versions}, newRefreshSchedule(realClock{}))
 	loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
 	t.Cleanup(loop.stop)
 	return loop
@@ -58,7 +58,7 @@ func newQueryLoop(t testing.TB, name, versions string, resolvers ...string) *dns
 func lookupWithin(loop *dnsLoop, d time.Duration) ([]netip.Addr, refreshResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return loop.lookup(ctx)
+	return lookupNow(loop, ctx)
 }
 
 func TestSwarmQueryOutcomesFromARealServer(t *testing.T) {
@@ -293,9 +293,9 @@ func TestSwarmStoppedLoopStopsWaitingForAnAnswer(t *testing.T) {
 		}
 		return nil // never answers
 	})
-	loop := newDNSLoop(resolverKey{name: "tasks.silent", resolvers: srv.addr, versions: "ipv4"}, realClock{})
+	loop := newDNSLoop(resolverKey{name: "tasks.silent", resolvers: srv.addr, versions: "ipv4"}, newRefreshSchedule(realClock{}))
 	loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
-	go loop.run()
+	loop.schedule.add(loop)
 	<-asked
 	loop.stop()
 	select {
@@ -317,7 +317,7 @@ func BenchmarkRefreshUnchanged(b *testing.B) {
 		tasks = append(tasks, fmt.Sprintf("10.0.0.%d", i+2))
 	}
 	srv := startTestDNSServer(b, func(q dns.Question) *dns.Msg { return aRecords(q.Name, tasks...) })
-	loop := newDNSLoop(resolverKey{name: "tasks.bench", resolvers: srv.addr, versions: "ipv4"}, realClock{})
+	loop := newDNSLoop(resolverKey{name: "tasks.bench", resolvers: srv.addr, versions: "ipv4"}, newRefreshSchedule(realClock{}))
 	loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
 	pool := newTaskPool(poolKey{resolverKey: loop.key, port: 80, maxStale: time.Minute}, loop, realClock{})
 	loop.attach(pool)

@@ -31,12 +31,12 @@ func acquireTaskPool(key poolKey, user any, s loopSettings) *taskPool {
 	loop := swarmRegistry.loops[key.resolverKey]
 	newLoop := loop == nil
 	if newLoop {
-		loop = newDNSLoop(key.resolverKey, realClock{})
+		loop = newDNSLoop(key.resolverKey, refreshes)
 		swarmRegistry.loops[key.resolverKey] = loop
 	}
 	loop.addUser(user, s)
 	if newLoop {
-		go loop.run() // after addUser: the first lookup needs the settings
+		refreshes.add(loop) // after addUser: the first lookup needs the settings
 	}
 	pool := swarmRegistry.pools[key]
 	if pool == nil {

@@ -27,11 +27,13 @@ const (
 // udpSocket is a connected UDP socket to one DNS server, shared by every
 // loop that asks it: one socket and one reading goroutine per server, not
 // a new socket per lookup. Answers are matched to their queries by the
-// random message ID; an answer nobody waits for (late, or forged) is
-// dropped.
+// random message ID and handed on by the reading goroutine itself, with
+// no goroutine waiting per query; an answer nobody waits for (late, or
+// forged) is dropped.
 type udpSocket struct {
-	server string
-	users  int // guarded by udpSockets
+	server    string
+	users     int       // guarded by udpSockets
+	exchanges sync.Pool // of *udpExchange on this socket: a lookup every second per service allocates nothing
 
 	mu       sync.Mutex
 	conn     net.Conn // nil until the first query, and after a read failure
@@ -39,22 +41,21 @@ type udpSocket struct {
 	pending  map[uint16]*udpExchange
 }
 
-// udpExchange is one query waiting for its answer.
-type udpExchange struct {
-	query  []byte // the query as sent, ID included
-	answer []byte // the answer, copied from the reader's buffer
-	err    error
-	done   chan struct{} // capacity 1: the reader's hand-over
-	timer  *time.Timer   // the deadline, reused: no timer per query
+// answerWaiter receives the answer to a query, or why none came: once,
+// from any goroutine. The answer is valid only during the call.
+type answerWaiter interface {
+	answered(answer []byte, err error)
 }
 
-// udpExchanges recycles exchanges and their buffers: a lookup every
-// second per service should allocate nothing.
-var udpExchanges = sync.Pool{New: func() any {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	return &udpExchange{done: make(chan struct{}, 1), timer: timer}
-}}
+// udpExchange is one query waiting for its answer. Its fields change only
+// under its socket's mutex, as it is recycled.
+type udpExchange struct {
+	query    []byte // the query as sent, ID included
+	deadline time.Time
+	owner    *dnsClient // the client that asked, so that closing it ends its queries
+	waiter   answerWaiter
+	timer    *time.Timer // fires expire at the deadline; reused
+}
 
 // udpSockets holds the process's sockets by server address.
 var udpSockets = struct {
@@ -69,69 +70,60 @@ func acquireUDPSocket(server string) *udpSocket {
 	s := udpSockets.byServer[server]
 	if s == nil {
 		s = &udpSocket{server: server, pending: make(map[uint16]*udpExchange)}
+		s.exchanges.New = func() any {
+			x := new(udpExchange)
+			x.timer = time.AfterFunc(time.Hour, func() { s.expire(x) })
+			x.timer.Stop()
+			return x
+		}
 		udpSockets.byServer[server] = s
 	}
 	s.users++
 	return s
 }
 
-// release counts a user out and closes the socket after the last.
-func (s *udpSocket) release() {
+// release counts owner out: its queries end at once with net.ErrClosed,
+// and the socket is closed after its last user.
+func (s *udpSocket) release(owner *dnsClient) {
 	udpSockets.Lock()
-	defer udpSockets.Unlock()
 	s.users--
-	if s.users > 0 {
-		return
+	last := s.users == 0
+	if last {
+		delete(udpSockets.byServer, s.server)
 	}
-	delete(udpSockets.byServer, s.server)
+	udpSockets.Unlock()
+
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.released = true
-	if s.conn != nil {
-		s.conn.Close()
-		s.conn = nil
+	if last {
+		s.released = true
+		if s.conn != nil {
+			s.conn.Close()
+			s.conn = nil
+		}
 	}
-	s.failPending(net.ErrClosed)
+	ended := s.takePending(func(x *udpExchange) bool { return last || x.owner == owner })
+	s.mu.Unlock()
+	s.finishAll(ended, net.ErrClosed)
 }
 
-// exchange sends query (its ID is replaced by a fresh random one) and
-// waits for the answer until the deadline or ctx's end. The answer is
-// valid until x is put back into udpExchanges.
-func (s *udpSocket) exchange(ctx context.Context, x *udpExchange, deadline time.Time, dialer net.Dialer) ([]byte, error) {
-	conn, err := s.register(ctx, x, dialer)
-	if err != nil {
-		return nil, err
+// send sends query with a fresh random ID and hands the answer to w, or
+// why none came by the deadline. w may be called before send returns.
+func (s *udpSocket) send(ctx context.Context, query []byte, deadline time.Time, dialer net.Dialer, owner *dnsClient, w answerWaiter) {
+	x, err := s.sendLocked(ctx, query, deadline, dialer, owner, w)
+	switch {
+	case x != nil:
+		s.finish(x, nil, err) // the write failed
+	case err != nil:
+		w.answered(nil, err)
 	}
-	if _, err := conn.Write(x.query); err != nil {
-		if !s.forget(x) {
-			<-x.done
-		}
-		return nil, err
-	}
-	x.timer.Reset(time.Until(deadline))
-	defer x.timer.Stop()
-	select {
-	case <-x.done:
-	case <-x.timer.C:
-		if s.forget(x) {
-			return nil, context.DeadlineExceeded
-		}
-		<-x.done // the reader is handing the answer over
-	case <-ctx.Done():
-		if s.forget(x) {
-			return nil, ctx.Err()
-		}
-		<-x.done
-	}
-	if x.err != nil {
-		return nil, x.err
-	}
-	return x.answer, nil
 }
 
-// register gives x an ID no other pending query has and lists it as
-// pending, connecting first if need be.
-func (s *udpSocket) register(ctx context.Context, x *udpExchange, dialer net.Dialer) (net.Conn, error) {
+// sendLocked lists a copy of query as pending under an ID no other
+// pending query has, until the deadline, and sends it, connecting first
+// if need be. The write is under the lock, so that nobody recycles the
+// exchange while it is read. On a failed write it returns the exchange,
+// taken off the list again, with the error.
+func (s *udpSocket) sendLocked(ctx context.Context, query []byte, deadline time.Time, dialer net.Dialer, owner *dnsClient, w answerWaiter) (*udpExchange, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.released {
@@ -155,23 +147,17 @@ func (s *udpSocket) register(ctx context.Context, x *udpExchange, dialer net.Dia
 	for s.pending[id] != nil {
 		id = uint16(rand.Uint32())
 	}
+	x := s.exchanges.Get().(*udpExchange)
+	x.query = append(x.query[:0], query...)
 	binary.BigEndian.PutUint16(x.query, id)
-	x.answer, x.err = x.answer[:0], nil
+	x.deadline, x.owner, x.waiter = deadline, owner, w
+	x.timer.Reset(time.Until(deadline))
 	s.pending[id] = x
-	return s.conn, nil
-}
-
-// forget removes x from the pending queries; false means the reader has
-// taken it and will hand it over.
-func (s *udpSocket) forget(x *udpExchange) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := binary.BigEndian.Uint16(x.query)
-	if s.pending[id] != x {
-		return false
+	if _, err := s.conn.Write(x.query); err != nil {
+		delete(s.pending, id)
+		return x, err
 	}
-	delete(s.pending, id)
-	return true
+	return nil, nil
 }
 
 // read hands each answer on conn to the query with its ID until conn
@@ -198,9 +184,39 @@ func (s *udpSocket) read(conn net.Conn) {
 		delete(s.pending, id)
 		s.mu.Unlock()
 		if x != nil {
-			x.answer = append(x.answer[:0], buf[:n]...)
-			x.done <- struct{}{}
+			s.finish(x, buf[:n], nil)
 		}
+	}
+}
+
+// expire ends x with a timeout if it is still pending and its deadline
+// has passed: the timer of a recycled exchange may fire late.
+func (s *udpSocket) expire(x *udpExchange) {
+	s.mu.Lock()
+	id := binary.BigEndian.Uint16(x.query)
+	if s.pending[id] != x || time.Now().Before(x.deadline) {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.pending, id)
+	s.mu.Unlock()
+	s.finish(x, nil, context.DeadlineExceeded)
+}
+
+// finish hands an exchange taken off the pending queries to its waiter
+// and recycles it.
+func (s *udpSocket) finish(x *udpExchange, answer []byte, err error) {
+	x.timer.Stop()
+	w := x.waiter
+	x.owner, x.waiter = nil, nil
+	s.exchanges.Put(x)
+	w.answered(answer, err)
+}
+
+// finishAll ends each of ended with err.
+func (s *udpSocket) finishAll(ended []*udpExchange, err error) {
+	for _, x := range ended {
+		s.finish(x, nil, err)
 	}
 }
 
@@ -209,21 +225,27 @@ func (s *udpSocket) read(conn net.Conn) {
 // next query connects again.
 func (s *udpSocket) failPendingOn(conn net.Conn, err error, broken bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.conn != conn {
+		s.mu.Unlock()
 		return // released, or replaced: its queries were failed then
 	}
 	if broken {
 		s.conn = nil
 	}
-	s.failPending(err)
+	ended := s.takePending(func(*udpExchange) bool { return true })
+	s.mu.Unlock()
+	s.finishAll(ended, err)
 }
 
-// failPending hands err to every pending query. s.mu must be held.
-func (s *udpSocket) failPending(err error) {
+// takePending takes the pending queries that match off the list. s.mu
+// must be held.
+func (s *udpSocket) takePending(match func(*udpExchange) bool) []*udpExchange {
+	var taken []*udpExchange
 	for id, x := range s.pending {
-		delete(s.pending, id)
-		x.err = err
-		x.done <- struct{}{}
+		if match(x) {
+			delete(s.pending, id)
+			taken = append(taken, x)
+		}
 	}
+	return taken
 }

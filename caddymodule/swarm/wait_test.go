@@ -122,9 +122,7 @@ func TestSwarmWaitEndsWhenATaskAppears(t *testing.T) {
 	if d := clk.awaitWait(t); d != outageRecheck {
 		t.Fatalf("watcher parked for %v, want %v", d, outageRecheck)
 	}
-	select {
-	case <-loop.early:
-	default:
+	if !takeEarly(loop) {
 		t.Fatal("no early re-resolve asked for while a request waits")
 	}
 	req.assertWaiting(t)
