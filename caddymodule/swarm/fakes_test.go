@@ -119,17 +119,19 @@ func (s *scriptedLookup) lookup(context.Context) ([]netip.Addr, refreshResult, e
 
 // inGoroutine makes a lookup that blocks a beginFunc of l.
 func inGoroutine(l *dnsLoop, lookup func(context.Context) ([]netip.Addr, refreshResult, error)) beginFunc {
-	return func(done lookupDone) {
-		go func() { done(lookup(l.ctx)) }()
+	return func(tag uint64, done lookupDone) {
+		go func() {
+			addrs, result, err := lookup(l.ctx)
+			done(tag, addrs, result, err)
+		}()
 	}
 }
 
 // refresh performs one lookup outside the schedule, applies its result
 // and returns when it has.
 func (l *dnsLoop) refresh() {
-	seq := l.lastStarted.Add(1)
 	ended := make(chan struct{})
-	l.begin(func(addrs []netip.Addr, result refreshResult, err error) {
+	l.begin(l.lastStarted.Add(1), func(seq uint64, addrs []netip.Addr, result refreshResult, err error) {
 		if l.ctx.Err() == nil {
 			l.apply(seq, l.clock.Now(), addrs, result, err)
 		}
@@ -168,7 +170,7 @@ func lookupNow(l *dnsLoop, ctx context.Context) ([]netip.Addr, refreshResult, er
 		err    error
 	}
 	ended := make(chan outcome, 1)
-	l.client.begin(ctx, deadline, l.currentSettings().dialer(), func(addrs []netip.Addr, result refreshResult, err error) {
+	l.client.begin(ctx, deadline, l.currentSettings().dialer(), 0, func(_ uint64, addrs []netip.Addr, result refreshResult, err error) {
 		ended <- outcome{addrs, result, err}
 	})
 	o := <-ended
@@ -191,7 +193,10 @@ func newTestPool(t *testing.T, key poolKey) (*fakeLoopClock, *scriptedLookup, *d
 	clk := newFakeLoopClock()
 	script := newScriptedLookup()
 	loop := newDNSLoop(key.resolverKey, newRefreshSchedule(clk))
-	loop.begin = func(done lookupDone) { done(script.lookup(loop.ctx)) }
+	loop.begin = func(tag uint64, done lookupDone) {
+		addrs, result, err := script.lookup(loop.ctx)
+		done(tag, addrs, result, err)
+	}
 	loop.addUser(&Upstreams{}, loopSettings{refresh: time.Second, dialTimeout: time.Second})
 	pool := newTaskPool(key, loop, clk)
 	loop.attach(pool)
@@ -226,6 +231,7 @@ const (
 	cutName     = "tasks.cut."     // the TC bit, and the answer cut mid-record
 	wrongIDName = "tasks.wrongid." // first an answer with another ID and address, then the real one
 	shortName   = "tasks.short."   // the message ID alone: two bytes
+	hugeName    = "tasks.huge."    // the whole answer over UDP, however large, ignoring the EDNS size
 )
 
 // startTestDNSServer serves handler's answers (the reply header and
@@ -290,7 +296,7 @@ func startTestDNSServer(t testing.TB, handler func(q dns.Question) *dns.Msg) *te
 			forged.Answer = aRecords(req.Question[0].Name, "10.9.9.9").Answer
 			_ = w.WriteMsg(forged)
 		}
-		if udp {
+		if udp && req.Question[0].Name != hugeName {
 			resp.Truncate(dns.MinMsgSize)
 		}
 		_ = w.WriteMsg(resp)

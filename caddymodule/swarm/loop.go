@@ -84,13 +84,14 @@ type statusFollower interface {
 	sync(st *dnsStatus, now time.Time)
 }
 
-// lookupDone receives the result of one lookup: the addresses found with
-// resultOK, or no addresses, another result and an error describing it.
-type lookupDone func(addrs []netip.Addr, result refreshResult, err error)
+// lookupDone receives the result of the lookup begun with tag: the
+// addresses found with resultOK, or no addresses, another result and an
+// error describing it.
+type lookupDone func(tag uint64, addrs []netip.Addr, result refreshResult, err error)
 
 // beginFunc starts one lookup and returns at once; done is called once,
-// from any goroutine, when the lookup ends.
-type beginFunc func(done lookupDone)
+// from any goroutine, with tag when the lookup ends.
+type beginFunc func(tag uint64, done lookupDone)
 
 // dnsLoop looks up one name in the background for every handler that uses
 // it, across config reloads, and tells the task pools attached to it. Its
@@ -102,6 +103,7 @@ type dnsLoop struct {
 	schedule *refreshSchedule
 	clock    swarmClock // the schedule's
 	begin    beginFunc
+	ended    lookupDone // lookupEnded, made once: not a closure per lookup
 	started  time.Time
 
 	status       atomic.Pointer[dnsStatus] // never nil
@@ -143,7 +145,7 @@ func newDNSLoop(key resolverKey, schedule *refreshSchedule) *dnsLoop {
 		pools:       make(map[statusFollower]struct{}),
 		counted:     make(map[refreshResult]prometheus.Counter),
 	}
-	l.begin = l.query
+	l.begin, l.ended = l.query, l.lookupEnded
 	l.status.Store(new(dnsStatus))
 	return l
 }
@@ -165,10 +167,7 @@ func (l *dnsLoop) stop() {
 // meanwhile must be found within an interval, not after that answer. The
 // schedule lets up to maxLookupsInFlight overlap.
 func (l *dnsLoop) startLookup() {
-	seq := l.lastStarted.Add(1)
-	l.begin(func(addrs []netip.Addr, result refreshResult, err error) {
-		l.lookupEnded(seq, addrs, result, err)
-	})
+	l.begin(l.lastStarted.Add(1), l.ended)
 }
 
 // lookupEnded applies the result of lookup number seq, unless the loop
@@ -209,8 +208,8 @@ func (l *dnsLoop) requestEarlyRefresh() {
 }
 
 // query is the real beginFunc: the lookup ends within queryTimeout.
-func (l *dnsLoop) query(done lookupDone) {
-	l.client.begin(l.ctx, time.Now().Add(queryTimeout), l.currentSettings().dialer(), done)
+func (l *dnsLoop) query(tag uint64, done lookupDone) {
+	l.client.begin(l.ctx, time.Now().Add(queryTimeout), l.currentSettings().dialer(), tag, done)
 }
 
 // dialer is the dialer of connections to DNS servers.

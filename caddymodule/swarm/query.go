@@ -26,9 +26,6 @@ const (
 	// about 70 tasks fit; larger answers are truncated and asked again
 	// over TCP.
 	ednsUDPSize = 1232
-
-	// truncatedFlag is the TC bit in the third byte of a DNS message.
-	truncatedFlag = 0x02
 )
 
 // dnsClient asks a loop's DNS servers for one name's addresses, over the
@@ -36,15 +33,15 @@ const (
 // It remembers each server's last answer per record type, so an answer
 // that has not changed is recognised by its bytes and not read again.
 type dnsClient struct {
-	qname   string            // absolute, lower-case
-	types   []uint16          // the record types asked, in order
-	servers []string          // "host:port", asked in order
-	queries map[uint16][]byte // the packed query per type; its ID is replaced
+	qname   string   // absolute, lower-case
+	types   []uint16 // the record types asked, in order
+	servers []string // "host:port", asked in order
+	queries [][]byte // the packed query per type, in order; its ID is replaced
 
 	mu      sync.Mutex
 	sockets []*udpSocket // by server; nil until first used
 	closed  bool
-	last    map[answerKey]*lastAnswer
+	last    []*lastAnswer // by server and type (see lastIndex)
 }
 
 // answerKey names a server's answers to one record type.
@@ -68,18 +65,23 @@ func newDNSClient(name string, types []uint16, servers []string) *dnsClient {
 		qname:   dns.Fqdn(name),
 		types:   types,
 		servers: servers,
-		queries: make(map[uint16][]byte, len(types)),
+		queries: make([][]byte, len(types)),
 		sockets: make([]*udpSocket, len(servers)),
-		last:    make(map[answerKey]*lastAnswer),
+		last:    make([]*lastAnswer, len(servers)*len(types)),
 	}
-	for _, qtype := range types {
+	for i, qtype := range types {
 		packed, err := c.queryMsg(qtype).Pack()
 		if err != nil {
 			panic(fmt.Sprintf("swarm: packing a query for %q: %v", name, err)) // validated names pack
 		}
-		c.queries[qtype] = packed
+		c.queries[i] = packed
 	}
 	return c
+}
+
+// lastIndex is where c.last holds the last answer of key.
+func (c *dnsClient) lastIndex(key answerKey) int {
+	return key.server*len(c.types) + slices.Index(c.types, key.qtype)
 }
 
 // queryMsg is the question for qtype, offering EDNS answers larger than
@@ -120,16 +122,20 @@ func (c *dnsClient) socket(i int) (*udpSocket, error) {
 
 // begin starts a lookup of every record type in turn, which ends by the
 // deadline, or at once when ctx ends or the client is closed, and calls
-// done with its result. A failure of any type fails the lookup: a
-// partial set would drop tasks that are there. The addresses are sorted
-// and unique; the caller must not modify them.
+// done with tag and its result. A failure of any type fails the lookup:
+// a partial set would drop tasks that are there. The addresses are
+// sorted and unique; the caller must not modify them.
 //
 // No goroutine waits for the answers: each step is taken by whoever
 // hands on the previous one's outcome, in practice the socket's reader.
-func (c *dnsClient) begin(ctx context.Context, deadline time.Time, dialer net.Dialer, done lookupDone) {
-	r := &lookupRun{c: c, ctx: ctx, deadline: deadline, dialer: dialer, done: done, result: resultEmpty}
+func (c *dnsClient) begin(ctx context.Context, deadline time.Time, dialer net.Dialer, tag uint64, done lookupDone) {
+	r := lookupRuns.Get().(*lookupRun)
+	*r = lookupRun{c: c, ctx: ctx, deadline: deadline, dialer: dialer, tag: tag, done: done, result: resultEmpty, failures: r.failures[:0]}
 	r.ask()
 }
+
+// lookupRuns recycles lookups: one every second per service.
+var lookupRuns = sync.Pool{New: func() any { return new(lookupRun) }}
 
 // lookupRun is one lookup in progress. Each record type is asked of the
 // servers in order until one settles it (addresses, empty, no such name);
@@ -141,6 +147,7 @@ type lookupRun struct {
 	ctx      context.Context
 	deadline time.Time
 	dialer   net.Dialer
+	tag      uint64
 	done     lookupDone
 
 	typeIndex int       // the record type asked now, in c.types
@@ -150,6 +157,14 @@ type lookupRun struct {
 	result    refreshResult // of the types that settled with no address
 	noTask    error         // why they did
 	failures  []string      // of the servers that failed the current type
+}
+
+// end hands the result on and recycles r.
+func (r *lookupRun) end(addrs []netip.Addr, result refreshResult, err error) {
+	done, tag := r.done, r.tag
+	*r = lookupRun{failures: r.failures[:0]}
+	lookupRuns.Put(r)
+	done(tag, addrs, result, err)
 }
 
 // qtype is the record type asked now.
@@ -164,7 +179,7 @@ func (r *lookupRun) ask() {
 	}
 	share := time.Until(r.deadline) / time.Duration(len(r.c.servers)-r.server)
 	r.askedBy = time.Now().Add(share)
-	sock.send(r.ctx, r.c.queries[r.qtype()], r.askedBy, r.dialer, r.c, r)
+	sock.send(r.ctx, r.c.queries[r.typeIndex], r.askedBy, r.dialer, r.c, r)
 }
 
 // answered takes the current server's UDP answer, or why none came; an
@@ -206,9 +221,9 @@ func (r *lookupRun) got(addrs []netip.Addr, result refreshResult, err error) {
 	case r.typeIndex < len(r.c.types):
 		r.ask()
 	case len(r.addrs) > 0:
-		r.done(r.addrs, resultOK, nil)
+		r.end(r.addrs, resultOK, nil)
 	default:
-		r.done(nil, r.result, r.noTask)
+		r.end(nil, r.result, r.noTask)
 	}
 }
 
@@ -221,7 +236,7 @@ func (r *lookupRun) failed(result refreshResult, err error) {
 		r.ask()
 		return
 	}
-	r.done(nil, result, errors.New(strings.Join(r.failures, "; ")))
+	r.end(nil, result, errors.New(strings.Join(r.failures, "; ")))
 }
 
 // failureResult is the result of a query that got no answer.
@@ -245,7 +260,7 @@ func isTimeout(err error) bool {
 func (c *dnsClient) read(answer []byte, key answerKey) ([]netip.Addr, refreshResult, error) {
 	canonicalizeAnswer(answer)
 	c.mu.Lock()
-	last := c.last[key]
+	last := c.last[c.lastIndex(key)]
 	c.mu.Unlock()
 	if last != nil && bytes.Equal(last.raw, answer[2:]) {
 		return last.addrs, last.result, last.err
@@ -253,7 +268,7 @@ func (c *dnsClient) read(answer []byte, key answerKey) ([]netip.Addr, refreshRes
 	addrs, result, err := unpackAnswer(answer, c.qname, key.qtype)
 	if result != resultError || err == nil {
 		c.mu.Lock()
-		c.last[key] = &lastAnswer{raw: bytes.Clone(answer[2:]), addrs: addrs, result: result, err: err}
+		c.last[c.lastIndex(key)] = &lastAnswer{raw: bytes.Clone(answer[2:]), addrs: addrs, result: result, err: err}
 		c.mu.Unlock()
 	}
 	return addrs, result, err

@@ -156,10 +156,12 @@ func (s *refreshSchedule) run() {
 		if done {
 			return
 		}
+		holdUDPWrites()
 		for i, l := range starting {
 			l.startLookup()
 			starting[i] = nil
 		}
+		flushUDPWrites()
 		var timer <-chan time.Time // none while no loop may start a lookup
 		if wait >= 0 {
 			timer = s.clock.After(wait)

@@ -10,11 +10,22 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 const (
-	// maxUDPMessage is the largest DNS message a UDP datagram can carry.
-	maxUDPMessage = 65535
+	// answerBufferSize is the room for each UDP answer read: more than
+	// the ednsUDPSize offered. An answer that fills it may have been cut
+	// and is asked again over TCP.
+	answerBufferSize = 4096
+
+	// answerBatch is how many answers one read may take: the answers to
+	// the lookups of one refresh tick arrive together.
+	answerBatch = 32
+
+	// truncatedFlag is the TC bit in the third byte of a DNS message.
+	truncatedFlag = 0x02
 
 	// udpReadBuffer is the receive buffer asked for each socket (the
 	// kernel caps it at net.core.rmem_max): the answers of hundreds of
@@ -22,6 +33,13 @@ const (
 	// machine, and each one dropped is a lookup that fails only at its
 	// timeout. The default of about 200 KiB holds some 100 of them.
 	udpReadBuffer = 4 << 20
+
+	// udpWindow bounds the queries a socket has out unanswered; the rest
+	// wait their turn. The lookups of one refresh tick leave together,
+	// and hundreds at once overflow a server's receive buffer (dnsmasq's
+	// default holds about 200): each query dropped is a lookup that
+	// fails only at its timeout.
+	udpWindow = 64
 )
 
 // udpSocket is a connected UDP socket to one DNS server, shared by every
@@ -35,10 +53,22 @@ type udpSocket struct {
 	users     int       // guarded by udpSockets
 	exchanges sync.Pool // of *udpExchange on this socket: a lookup every second per service allocates nothing
 
-	mu       sync.Mutex
-	conn     net.Conn // nil until the first query, and after a read failure
-	released bool     // its last user left: no new connection
-	pending  map[uint16]*udpExchange
+	mu         sync.Mutex
+	conn       net.Conn  // nil until the first query, and after a read failure
+	batch      batchConn // conn's batch calls
+	released   bool      // its last user left: no new connection
+	pending    map[uint16]*udpExchange
+	queue      []uint16 // IDs of pending queries to write, in order, from queueHead
+	queueHead  int
+	unanswered int            // pending queries written, at most udpWindow
+	batchOut   []ipv4.Message // reused by flush
+}
+
+// batchConn reads and writes several datagrams per system call
+// (recvmmsg and sendmmsg on Linux, one at a time elsewhere).
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
 // answerWaiter receives the answer to a query, or why none came: once,
@@ -50,7 +80,9 @@ type answerWaiter interface {
 // udpExchange is one query waiting for its answer. Its fields change only
 // under its socket's mutex, as it is recycled.
 type udpExchange struct {
-	query    []byte // the query as sent, ID included
+	query    []byte   // the query as sent, ID included
+	buffers  [][]byte // query alone, for a batch write
+	written  bool     // sent to the server, not just queued
 	deadline time.Time
 	owner    *dnsClient // the client that asked, so that closing it ends its queries
 	waiter   answerWaiter
@@ -71,7 +103,7 @@ func acquireUDPSocket(server string) *udpSocket {
 	if s == nil {
 		s = &udpSocket{server: server, pending: make(map[uint16]*udpExchange)}
 		s.exchanges.New = func() any {
-			x := new(udpExchange)
+			x := &udpExchange{buffers: make([][]byte, 1)}
 			x.timer = time.AfterFunc(time.Hour, func() { s.expire(x) })
 			x.timer.Stop()
 			return x
@@ -98,7 +130,7 @@ func (s *udpSocket) release(owner *dnsClient) {
 		s.released = true
 		if s.conn != nil {
 			s.conn.Close()
-			s.conn = nil
+			s.conn, s.batch = nil, nil
 		}
 	}
 	ended := s.takePending(func(x *udpExchange) bool { return last || x.owner == owner })
@@ -109,39 +141,37 @@ func (s *udpSocket) release(owner *dnsClient) {
 // send sends query with a fresh random ID and hands the answer to w, or
 // why none came by the deadline. w may be called before send returns.
 func (s *udpSocket) send(ctx context.Context, query []byte, deadline time.Time, dialer net.Dialer, owner *dnsClient, w answerWaiter) {
-	x, err := s.sendLocked(ctx, query, deadline, dialer, owner, w)
+	held, err := s.register(ctx, query, deadline, dialer, owner, w)
 	switch {
-	case x != nil:
-		s.finish(x, nil, err) // the write failed
 	case err != nil:
 		w.answered(nil, err)
+	case !held:
+		s.flush()
 	}
 }
 
-// sendLocked lists a copy of query as pending under an ID no other
-// pending query has, until the deadline, and sends it, connecting first
-// if need be. The write is under the lock, so that nobody recycles the
-// exchange while it is read. On a failed write it returns the exchange,
-// taken off the list again, with the error.
-func (s *udpSocket) sendLocked(ctx context.Context, query []byte, deadline time.Time, dialer net.Dialer, owner *dnsClient, w answerWaiter) (*udpExchange, error) {
+// register lists a copy of query as pending under an ID no other pending
+// query has, until the deadline, and queues it for writing, connecting
+// first if need be. It reports whether writes are held (see
+// holdUDPWrites): else the caller flushes.
+func (s *udpSocket) register(ctx context.Context, query []byte, deadline time.Time, dialer net.Dialer, owner *dnsClient, w answerWaiter) (held bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.released {
-		return nil, net.ErrClosed // a lookup of a stopped loop
+		return false, net.ErrClosed // a lookup of a stopped loop
 	}
 	if s.conn == nil {
 		conn, err := dialer.DialContext(ctx, "udp", s.server)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
-		if udp, ok := conn.(*net.UDPConn); ok {
-			_ = udp.SetReadBuffer(udpReadBuffer) // best effort: a smaller buffer still works
-		}
-		s.conn = conn
-		go s.read(conn)
+		udp := conn.(*net.UDPConn)
+		_ = udp.SetReadBuffer(udpReadBuffer)            // best effort: a smaller buffer still works
+		s.conn, s.batch = conn, ipv4.NewPacketConn(udp) // the batch calls serve IPv6 sockets too
+		go s.read(conn, s.batch)
 	}
 	if len(s.pending) > 1<<15 {
-		return nil, errors.New("too many queries in flight")
+		return false, errors.New("too many queries in flight")
 	}
 	id := uint16(rand.Uint32())
 	for s.pending[id] != nil {
@@ -150,23 +180,95 @@ func (s *udpSocket) sendLocked(ctx context.Context, query []byte, deadline time.
 	x := s.exchanges.Get().(*udpExchange)
 	x.query = append(x.query[:0], query...)
 	binary.BigEndian.PutUint16(x.query, id)
-	x.deadline, x.owner, x.waiter = deadline, owner, w
+	x.buffers[0] = x.query
+	x.written, x.deadline, x.owner, x.waiter = false, deadline, owner, w
 	x.timer.Reset(time.Until(deadline))
 	s.pending[id] = x
-	if _, err := s.conn.Write(x.query); err != nil {
-		delete(s.pending, id)
-		return x, err
+	s.queue = append(s.queue, id)
+	return holdingWrites(s), nil
+}
+
+// take takes the query with ID id off the pending ones; nil if none.
+// s.mu must be held.
+func (s *udpSocket) take(id uint16) *udpExchange {
+	x := s.pending[id]
+	if x == nil {
+		return nil
 	}
-	return nil, nil
+	delete(s.pending, id)
+	if x.written {
+		s.unanswered--
+	}
+	return x
+}
+
+// flush writes the queued queries, as many as the window lets out, in
+// batches. A query whose write fails ends with the error; the rest
+// still go.
+func (s *udpSocket) flush() {
+	s.mu.Lock()
+	var failed []failedWrite
+	batch := s.batchOut[:0]
+	for s.queueHead < len(s.queue) && s.unanswered+len(batch) < udpWindow {
+		x := s.pending[s.queue[s.queueHead]]
+		s.queueHead++
+		if x != nil && !x.written { // else ended meanwhile
+			x.written = true
+			batch = append(batch, ipv4.Message{Buffers: x.buffers})
+		}
+	}
+	if s.queueHead == len(s.queue) {
+		s.queue, s.queueHead = s.queue[:0], 0
+	}
+	s.unanswered += len(batch)
+	for rest := batch; len(rest) > 0; {
+		n, err := s.writeBatch(rest)
+		if err != nil {
+			id := binary.BigEndian.Uint16(rest[n].Buffers[0])
+			if x := s.take(id); x != nil {
+				failed = append(failed, failedWrite{x, err})
+			}
+			n++
+		}
+		rest = rest[n:]
+	}
+	clear(batch)
+	s.batchOut = batch[:0]
+	s.mu.Unlock()
+	for _, f := range failed {
+		s.finish(f.x, nil, f.err)
+	}
+}
+
+// writeBatch writes some of batch: n of them, then an error for the
+// next if err is not nil. s.mu must be held.
+func (s *udpSocket) writeBatch(batch []ipv4.Message) (n int, err error) {
+	if s.batch == nil {
+		return 0, net.ErrClosed // the connection broke after the query was queued
+	}
+	n, err = s.batch.WriteBatch(batch, 0)
+	if err != nil && n >= len(batch) {
+		n = len(batch) - 1
+	}
+	return n, err
+}
+
+// failedWrite is a query whose write failed, taken off the pending ones.
+type failedWrite struct {
+	x   *udpExchange
+	err error
 }
 
 // read hands each answer on conn to the query with its ID until conn
 // fails. A refused port (ICMP, seen on a connected socket) fails every
 // pending query at once rather than letting them time out.
-func (s *udpSocket) read(conn net.Conn) {
-	buf := make([]byte, maxUDPMessage)
+func (s *udpSocket) read(conn net.Conn, batch batchConn) {
+	answers := make([]ipv4.Message, answerBatch)
+	for i := range answers {
+		answers[i].Buffers = [][]byte{make([]byte, answerBufferSize)}
+	}
 	for {
-		n, err := conn.Read(buf)
+		n, err := batch.ReadBatch(answers, 0)
 		switch {
 		case errors.Is(err, syscall.ECONNREFUSED):
 			s.failPendingOn(conn, fmt.Errorf("%s refused the query: %w", s.server, err), false)
@@ -175,17 +277,27 @@ func (s *udpSocket) read(conn net.Conn) {
 			s.failPendingOn(conn, err, true)
 			conn.Close()
 			return
-		case n < 2:
-			continue
 		}
-		id := binary.BigEndian.Uint16(buf)
-		s.mu.Lock()
-		x := s.pending[id]
-		delete(s.pending, id)
-		s.mu.Unlock()
-		if x != nil {
-			s.finish(x, buf[:n], nil)
+		for _, m := range answers[:n] {
+			s.dispatch(m.Buffers[0][:m.N])
 		}
+		s.flush() // the answers made room in the window
+	}
+}
+
+// dispatch hands an answer to the query with its ID, if one waits.
+func (s *udpSocket) dispatch(answer []byte) {
+	if len(answer) < 2 {
+		return // no ID
+	}
+	if len(answer) == answerBufferSize {
+		answer[2] |= truncatedFlag // it may have been cut: ask over TCP
+	}
+	s.mu.Lock()
+	x := s.take(binary.BigEndian.Uint16(answer))
+	s.mu.Unlock()
+	if x != nil {
+		s.finish(x, answer, nil)
 	}
 }
 
@@ -198,9 +310,10 @@ func (s *udpSocket) expire(x *udpExchange) {
 		s.mu.Unlock()
 		return
 	}
-	delete(s.pending, id)
+	s.take(id)
 	s.mu.Unlock()
 	s.finish(x, nil, context.DeadlineExceeded)
+	s.flush() // it made room in the window
 }
 
 // finish hands an exchange taken off the pending queries to its waiter
@@ -230,7 +343,7 @@ func (s *udpSocket) failPendingOn(conn net.Conn, err error, broken bool) {
 		return // released, or replaced: its queries were failed then
 	}
 	if broken {
-		s.conn = nil
+		s.conn, s.batch = nil, nil
 	}
 	ended := s.takePending(func(*udpExchange) bool { return true })
 	s.mu.Unlock()
@@ -243,8 +356,7 @@ func (s *udpSocket) takePending(match func(*udpExchange) bool) []*udpExchange {
 	var taken []*udpExchange
 	for id, x := range s.pending {
 		if match(x) {
-			delete(s.pending, id)
-			taken = append(taken, x)
+			taken = append(taken, s.take(id))
 		}
 	}
 	return taken

@@ -1,7 +1,10 @@
 package swarm
 
 import (
+	"context"
+	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +50,139 @@ func TestSwarmRefusedQueryFailsAtOnce(t *testing.T) {
 	_, result, err := lookupWithin(loop, 10*time.Second)
 	if result != resultError || err == nil || !strings.Contains(err.Error(), closed+" refused the query") {
 		t.Fatalf("result %q, error %v; want an error saying %s refused the query", result, err, closed)
+	}
+}
+
+// A server that ignores the answer size offered can send a datagram
+// larger than the reader's room for it: the cut answer is asked again
+// over TCP, not read as a short or broken one.
+func TestSwarmAnswerLargerThanTheReadBufferIsAskedOverTCP(t *testing.T) {
+	var all []string
+	for i := range 300 { // about 4.8 KB over UDP
+		all = append(all, fmt.Sprintf("10.1.%d.%d", i/200, i%200+2))
+	}
+	srv := startTestDNSServer(t, func(q dns.Question) *dns.Msg { return aRecords(q.Name, all...) })
+	loop := newQueryLoop(t, strings.TrimSuffix(hugeName, "."), "ipv4", srv.addr)
+	addrs, result, err := lookupWithin(loop, 10*time.Second)
+	if result != resultOK || len(addrs) != len(all) {
+		t.Fatalf("result %q, %d of %d tasks, error %v", result, len(addrs), len(all), err)
+	}
+	if srv.udpQueries.Load() != 1 || srv.tcpQueries.Load() != 1 {
+		t.Fatalf("queries: %d over UDP, %d over TCP; want 1 and 1", srv.udpQueries.Load(), srv.tcpQueries.Load())
+	}
+}
+
+// A socket has at most udpWindow queries out unanswered: hundreds at
+// once overflow a server's receive buffer, and each dropped query fails
+// its lookup only at the timeout. The rest leave as answers come back.
+func TestSwarmSocketKeepsAtMostAWindowOfQueriesOut(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	const lookups = udpWindow + 36
+	results := make(chan refreshResult, lookups)
+	for i := range lookups {
+		loop := newQueryLoop(t, fmt.Sprintf("tasks.w%d", i), "ipv4", pc.LocalAddr().String())
+		loop.client.begin(context.Background(), time.Now().Add(30*time.Second), loop.currentSettings().dialer(), 0,
+			func(_ uint64, _ []netip.Addr, result refreshResult, _ error) { results <- result })
+	}
+
+	// readQueries reads queries until none comes for quiet
+	readQueries := func(quiet time.Duration) []*dns.Msg {
+		var got []*dns.Msg
+		buf := make([]byte, 512)
+		for {
+			_ = pc.SetReadDeadline(time.Now().Add(quiet))
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return got
+			}
+			q := new(dns.Msg)
+			if err := q.Unpack(buf[:n]); err != nil {
+				t.Fatalf("unreadable query: %v", err)
+			}
+			got = append(got, q)
+		}
+	}
+	answer := func(qs []*dns.Msg, to net.Addr) {
+		for _, q := range qs {
+			resp := aRecords(q.Question[0].Name, "10.0.0.1")
+			resp.SetReply(q)
+			packed, err := resp.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pc.WriteTo(packed, to); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// the client's address, from the first query
+	buf := make([]byte, 512)
+	_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, client, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no query came: %v", err)
+	}
+	first := new(dns.Msg)
+	if err := first.Unpack(buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	out := append([]*dns.Msg{first}, readQueries(500*time.Millisecond)...) // a bound for a loaded box, not a timing claim
+	if len(out) != udpWindow {
+		t.Fatalf("%d queries out before any answer, want the window, %d", len(out), udpWindow)
+	}
+	answer(out, client)
+	rest := readQueries(2 * time.Second)
+	if len(rest) != lookups-udpWindow {
+		t.Fatalf("after the answers, %d more queries came, want %d", len(rest), lookups-udpWindow)
+	}
+	answer(rest, client)
+	for range lookups {
+		select {
+		case r := <-results:
+			if r != resultOK {
+				t.Fatalf("a lookup ended %q, want ok", r)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a lookup never ended")
+		}
+	}
+}
+
+// While writes are held (the schedule starting a tick's lookups), the
+// queries wait, and leave together when the hold ends.
+func TestSwarmHeldQueriesLeaveAtTheFlush(t *testing.T) {
+	srv := startTestDNSServer(t, func(q dns.Question) *dns.Msg { return aRecords(q.Name, "10.0.0.1") })
+	results := make(chan refreshResult, 3)
+	holdUDPWrites()
+	for i := range 3 {
+		loop := newQueryLoop(t, fmt.Sprintf("tasks.held%d", i), "ipv4", srv.addr)
+		loop.client.begin(context.Background(), time.Now().Add(30*time.Second), loop.currentSettings().dialer(), 0,
+			func(_ uint64, _ []netip.Addr, result refreshResult, _ error) { results <- result })
+	}
+	select {
+	case r := <-results:
+		flushUDPWrites()
+		t.Fatalf("a lookup ended (%q) while writes were held", r)
+	case <-time.After(100 * time.Millisecond): // time for a query to get out, were it not held
+	}
+	if got := srv.udpQueries.Load(); got != 0 {
+		flushUDPWrites()
+		t.Fatalf("the server got %d queries while writes were held", got)
+	}
+	flushUDPWrites()
+	for range 3 {
+		select {
+		case r := <-results:
+			if r != resultOK {
+				t.Fatalf("a lookup ended %q, want ok", r)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a held query never left")
+		}
 	}
 }
