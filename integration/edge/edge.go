@@ -23,11 +23,18 @@ package edge
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"log"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -62,13 +69,20 @@ func NewNode(t testing.TB) *Node {
 	return &Node{Ports: ports, dir: t.TempDir()}
 }
 
+// pickPorts picks the ports of each start of launchFresh; a test of the
+// retry replaces it.
+var pickPorts = freePorts
+
 // freePorts picks free loopback ports for one edge.
 func freePorts() (Ports, error) {
-	var ports [3]int
-	for i := range ports {
-		var err error
-		if ports[i], err = FindFreePort(); err != nil {
+	var ports []int
+	for len(ports) < 3 {
+		port, err := FindFreePort()
+		if err != nil {
 			return Ports{}, err
+		}
+		if !slices.Contains(ports, port) { // each pick was free, not all at once
+			ports = append(ports, port)
 		}
 	}
 	return Ports{HTTPPort: ports[0], HTTPSPort: ports[1], AdminAddr: fmt.Sprintf("127.0.0.1:%d", ports[2])}, nil
@@ -102,10 +116,18 @@ type Options struct {
 // Start runs an edge with caddyfile on a new Node and returns once its
 // config is live. On error the process is gone and the error includes its
 // output (a build failure of the binary fails the test). The edge is stopped
-// when the test ends, and its output is logged if the test failed.
+// when the test ends, and its output is logged if the test failed. An edge
+// that exits because another process took one of its ports first is
+// started again on fresh ports (see startAttempts), as the test log says.
 func Start(t testing.TB, caddyfile string) (*Edge, error) {
 	t.Helper()
-	return NewNode(t).Start(t, caddyfile)
+	bin := Binary(t)
+	e, err := launchFresh(bin, Options{Caddyfile: caddyfile}, func() (string, error) { return t.TempDir(), nil }, t.Logf)
+	if err != nil {
+		return nil, err
+	}
+	stopAtEnd(t, e)
+	return e, nil
 }
 
 // MustStart is Start for tests that cannot go on without the edge: it
@@ -125,13 +147,22 @@ func (n *Node) StorageDir() string {
 }
 
 // Start runs an edge on the node's ports and directory, as the function
-// Start does; one edge of a node runs at a time.
+// Start does; one edge of a node runs at a time. Its ports are the node's,
+// which the test may have handed out already, so a taken port is not
+// retried here: FindFreePort makes that unlikely.
 func (n *Node) Start(t testing.TB, caddyfile string) (*Edge, error) {
 	t.Helper()
 	e, err := n.launch(Binary(t), Options{Caddyfile: caddyfile})
 	if err != nil {
 		return nil, err
 	}
+	stopAtEnd(t, e)
+	return e, nil
+}
+
+// stopAtEnd stops e when the test ends and logs its output if the test
+// failed.
+func stopAtEnd(t testing.TB, e *Edge) {
 	t.Cleanup(func() {
 		if err := e.Stop(); err != nil {
 			t.Error(err)
@@ -140,7 +171,6 @@ func (n *Node) Start(t testing.TB, caddyfile string) (*Edge, error) {
 			t.Logf("edge output:\n%s", e.Output())
 		}
 	})
-	return e, nil
 }
 
 // Launch runs an edge as opts say, for programs other than tests, and
@@ -152,22 +182,77 @@ func Launch(opts Options) (*Edge, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts()
-	if err != nil {
-		return nil, err
+	var dirs []string
+	e, err := launchFresh(bin, opts, func() (string, error) {
+		dir, err := os.MkdirTemp("", "swarmedge-edge-")
+		dirs = append(dirs, dir)
+		return dir, err
+	}, log.Printf)
+	for _, dir := range dirs {
+		if e == nil || dir != e.dir {
+			os.RemoveAll(dir)
+		}
 	}
-	dir, err := os.MkdirTemp("", "swarmedge-edge-")
 	if err != nil {
-		return nil, err
-	}
-	n := &Node{Ports: ports, dir: dir}
-	e, err := n.launch(bin, opts)
-	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	e.ownsDir = true
 	return e, nil
+}
+
+// startAttempts bounds the starts of one edge on fresh ports and a fresh
+// directory when a port it was given is taken by the time it binds it.
+const startAttempts = 3
+
+// launchFresh runs bin on a new node, with ports from freePorts and a
+// directory from newDir, and waits until its config is live. An edge that
+// exits because one of its ports is taken is started again on a new node,
+// up to startAttempts in all, and logf says so.
+func launchFresh(bin string, opts Options, newDir func() (string, error), logf func(format string, args ...any)) (*Edge, error) {
+	for attempt := 1; ; attempt++ {
+		ports, err := pickPorts()
+		if err != nil {
+			return nil, err
+		}
+		dir, err := newDir()
+		if err != nil {
+			return nil, err
+		}
+		n := &Node{Ports: ports, dir: dir}
+		e, err := n.launch(bin, opts)
+		var taken *portTakenError
+		if err == nil || !errors.As(err, &taken) || attempt == startAttempts {
+			return e, err
+		}
+		logf("edge: port %d was taken when the edge bound it (attempt %d of %d); starting again on fresh ports", taken.port, attempt, startAttempts)
+	}
+}
+
+// portTakenError is a start that failed because one of the node's ports
+// was in use.
+type portTakenError struct {
+	port int
+	err  error
+}
+
+func (e *portTakenError) Error() string { return e.err.Error() }
+func (e *portTakenError) Unwrap() error { return e.err }
+
+// bindInUse matches Go's error for a port in use, as the edge reports a
+// listener it could not open (admin endpoint or server).
+var bindInUse = regexp.MustCompile(`listen tcp 127\.0\.0\.1:(\d+): bind: address already in use`)
+
+// takenPort returns one of the node's ports that output says was in use.
+func (p Ports) takenPort(output string) (int, bool) {
+	_, admin, _ := net.SplitHostPort(p.AdminAddr)
+	ours := []string{strconv.Itoa(p.HTTPPort), strconv.Itoa(p.HTTPSPort), admin}
+	for _, m := range bindInUse.FindAllStringSubmatch(output, -1) {
+		if slices.Contains(ours, m[1]) {
+			port, _ := strconv.Atoi(m[1])
+			return port, true
+		}
+	}
+	return 0, false
 }
 
 // launch runs bin on the node and waits until its config is live.
@@ -205,8 +290,18 @@ func (n *Node) launch(bin string, opts Options) (*Edge, error) {
 		close(e.exited)
 	}()
 	if err := e.waitReady(pingback); err != nil {
+		exited := false
+		select {
+		case <-e.exited:
+			exited = true
+		default:
+		}
 		e.Stop()
-		return nil, fmt.Errorf("%w\nedge output:\n%s", err, e.Output())
+		err = fmt.Errorf("%w\nedge output:\n%s", err, e.Output())
+		if port, taken := e.takenPort(e.Output()); exited && taken {
+			return nil, &portTakenError{port: port, err: err}
+		}
+		return nil, err
 	}
 	return e, nil
 }
@@ -338,14 +433,48 @@ func FreePort(t testing.TB) int {
 	return port
 }
 
-// FindFreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FindFreePort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// for a listener that another process binds later. It is drawn at random
+// from below the kernel's ephemeral range (ip_local_port_range): a port
+// picked by binding port 0 is one the kernel hands out again, to the next
+// process binding port 0 (go test runs packages in parallel) or as the
+// local port of an outgoing connection, before the edge binds it. Below
+// that range only another caller of this function can take it.
 func FindFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	low := ephemeralLow()
+	for range 100 {
+		port := minPort + rand.IntN(low-minPort)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free port in %d-%d after 100 tries", minPort, low-1)
+}
+
+// minPort is the lowest port FindFreePort picks: above the well-known and
+// most registered ports.
+const minPort = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range, 32768 if
+// it cannot be read.
+func ephemeralLow() int {
+	const fallback = 32768
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return fallback
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) != 2 {
+		return fallback
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil || low <= minPort+1000 {
+		return fallback
+	}
+	return low
 }
 
 // lockedBuffer collects the output of the process's two pipes while tests
