@@ -217,8 +217,9 @@ func (s *udpSocket) flush() {
 			batch = append(batch, ipv4.Message{Buffers: x.buffers})
 		}
 	}
-	if s.queueHead == len(s.queue) {
-		s.queue, s.queueHead = s.queue[:0], 0
+	if s.queueHead > len(s.queue)/2 { // reuse the room written out: a queue that never empties (a dead server) must not grow
+		s.queue = s.queue[:copy(s.queue, s.queue[s.queueHead:])]
+		s.queueHead = 0
 	}
 	s.unanswered += len(batch)
 	for rest := batch; len(rest) > 0; {
