@@ -216,7 +216,7 @@ func (r *lookupRun) got(addrs []netip.Addr, result refreshResult, err error) {
 	case r.result != resultNXDomain:
 		r.result, r.noTask = result, err
 	}
-	r.typeIndex, r.server, r.failures = r.typeIndex+1, 0, nil
+	r.typeIndex, r.server, r.failures = r.typeIndex+1, 0, r.failures[:0]
 	switch {
 	case r.typeIndex < len(r.c.types):
 		r.ask()

@@ -21,10 +21,10 @@ type refreshSchedule struct {
 	wake  chan struct{} // capacity 1: the head of the queue changed
 
 	mu       sync.Mutex
-	queue    loopQueue // the running loops not at their lookup cap, soonest due first
-	loops    int       // the loops added and not stopped
-	running  bool      // the goroutine runs; it ends when no loop is left
-	starting []*dnsLoop
+	queue    loopQueue  // the running loops not at their lookup cap, soonest due first
+	loops    int        // the loops added and not stopped
+	running  bool       // the goroutine runs; it ends when no loop is left
+	starting []*dnsLoop // reused by takeDue
 }
 
 // loopTurn is a loop's place on its schedule, guarded by the
