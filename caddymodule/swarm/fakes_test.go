@@ -133,7 +133,7 @@ func (l *dnsLoop) refresh() {
 	ended := make(chan struct{})
 	l.begin(l.lastStarted.Add(1), func(seq uint64, addrs []netip.Addr, result refreshResult, err error) {
 		if l.ctx.Err() == nil {
-			l.apply(seq, l.clock.Now(), addrs, result, err)
+			l.apply(seq, l.schedule.clock.Now(), addrs, result, err)
 		}
 		close(ended)
 	})

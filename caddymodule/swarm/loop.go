@@ -101,7 +101,6 @@ type dnsLoop struct {
 	servers  []string
 	client   *dnsClient
 	schedule *refreshSchedule
-	clock    swarmClock // the schedule's
 	begin    beginFunc
 	ended    lookupDone // lookupEnded, made once: not a closure per lookup
 	started  time.Time
@@ -134,7 +133,6 @@ func newDNSLoop(key resolverKey, schedule *refreshSchedule) *dnsLoop {
 		servers:     servers,
 		client:      newDNSClient(key.name, key.queryTypes(), servers),
 		schedule:    schedule,
-		clock:       schedule.clock,
 		started:     schedule.clock.Now(),
 		turn:        loopTurn{index: -1},
 		firstAnswer: make(chan struct{}),
@@ -174,7 +172,7 @@ func (l *dnsLoop) startLookup() {
 // was stopped meanwhile, and marks the first answer as come.
 func (l *dnsLoop) lookupEnded(seq uint64, addrs []netip.Addr, result refreshResult, err error) {
 	if l.ctx.Err() == nil {
-		l.apply(seq, l.clock.Now(), addrs, result, err)
+		l.apply(seq, l.schedule.clock.Now(), addrs, result, err)
 		l.firstOnce.Do(func() { close(l.firstAnswer) })
 	}
 	if l.schedule.ended(l) {
@@ -400,7 +398,7 @@ func (l *dnsLoop) attach(p statusFollower) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pools[p] = struct{}{}
-	p.sync(l.status.Load(), l.clock.Now())
+	p.sync(l.status.Load(), l.schedule.clock.Now())
 }
 
 // detach stops telling p.
@@ -417,5 +415,5 @@ func (l *dnsLoop) secondsSinceGood() float64 {
 	if since.IsZero() {
 		since = l.started
 	}
-	return l.clock.Now().Sub(since).Seconds()
+	return l.schedule.clock.Now().Sub(since).Seconds()
 }

@@ -82,12 +82,7 @@ func TestSwarmSocketKeepsAtMostAWindowOfQueriesOut(t *testing.T) {
 	}
 	t.Cleanup(func() { pc.Close() })
 	const lookups = udpWindow + 36
-	results := make(chan refreshResult, lookups)
-	for i := range lookups {
-		loop := newQueryLoop(t, fmt.Sprintf("tasks.w%d", i), "ipv4", pc.LocalAddr().String())
-		loop.client.begin(context.Background(), time.Now().Add(30*time.Second), loop.currentSettings().dialer(), 0,
-			func(_ uint64, _ []netip.Addr, result refreshResult, _ error) { results <- result })
-	}
+	results := beginLookups(t, "tasks.w", lookups, pc.LocalAddr().String())
 
 	// readQueries reads queries until none comes for quiet
 	readQueries := func(quiet time.Duration) []*dns.Msg {
@@ -141,29 +136,15 @@ func TestSwarmSocketKeepsAtMostAWindowOfQueriesOut(t *testing.T) {
 		t.Fatalf("after the answers, %d more queries came, want %d", len(rest), lookups-udpWindow)
 	}
 	answer(rest, client)
-	for range lookups {
-		select {
-		case r := <-results:
-			if r != resultOK {
-				t.Fatalf("a lookup ended %q, want ok", r)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("a lookup never ended")
-		}
-	}
+	awaitLookupsOK(t, results, lookups)
 }
 
 // While writes are held (the schedule starting a tick's lookups), the
 // queries wait, and leave together when the hold ends.
 func TestSwarmHeldQueriesLeaveAtTheFlush(t *testing.T) {
 	srv := startTestDNSServer(t, func(q dns.Question) *dns.Msg { return aRecords(q.Name, "10.0.0.1") })
-	results := make(chan refreshResult, 3)
 	holdUDPWrites()
-	for i := range 3 {
-		loop := newQueryLoop(t, fmt.Sprintf("tasks.held%d", i), "ipv4", srv.addr)
-		loop.client.begin(context.Background(), time.Now().Add(30*time.Second), loop.currentSettings().dialer(), 0,
-			func(_ uint64, _ []netip.Addr, result refreshResult, _ error) { results <- result })
-	}
+	results := beginLookups(t, "tasks.held", 3, srv.addr)
 	select {
 	case r := <-results:
 		flushUDPWrites()
@@ -175,14 +156,32 @@ func TestSwarmHeldQueriesLeaveAtTheFlush(t *testing.T) {
 		t.Fatalf("the server got %d queries while writes were held", got)
 	}
 	flushUDPWrites()
-	for range 3 {
+	awaitLookupsOK(t, results, 3)
+}
+
+// beginLookups starts one lookup each of n names, prefix0 and on, asking
+// server; the channel gets their results as they end.
+func beginLookups(t *testing.T, prefix string, n int, server string) <-chan refreshResult {
+	results := make(chan refreshResult, n)
+	for i := range n {
+		loop := newQueryLoop(t, fmt.Sprintf("%s%d", prefix, i), "ipv4", server)
+		loop.client.begin(context.Background(), time.Now().Add(30*time.Second), loop.currentSettings().dialer(), 0,
+			func(_ uint64, _ []netip.Addr, result refreshResult, _ error) { results <- result })
+	}
+	return results
+}
+
+// awaitLookupsOK fails t unless n lookups end ok.
+func awaitLookupsOK(t *testing.T, results <-chan refreshResult, n int) {
+	t.Helper()
+	for i := range n {
 		select {
 		case r := <-results:
 			if r != resultOK {
 				t.Fatalf("a lookup ended %q, want ok", r)
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatal("a held query never left")
+			t.Fatalf("%d of %d lookups never ended", n-i, n)
 		}
 	}
 }
